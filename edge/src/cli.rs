@@ -1,0 +1,110 @@
+//! Command-line options shared by `edge` and `edge bench`, and what they resolve to.
+
+use crate::{crop, Classifier, Detector, DetectorConfig, Pipeline};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// File names of the MediaPipe detectors inside the models folder (see models/manifest.tsv).
+pub const SHORT_RANGE_FILE: &str = "face_detection_short_range.tflite";
+pub const FULL_RANGE_FILE: &str = "face_detection_full_range.tflite";
+/// The classifier used when `--model` is not given.
+pub const DEFAULT_CLASSIFIER_FILE: &str = "classifier.onnx";
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelOptions {
+    /// Folder holding the detector files and the default classifier.
+    #[arg(long, env = "EDGE_MODELS", default_value = "models", value_name = "DIR")]
+    pub models: PathBuf,
+    /// REAL/FAKE classifier (.onnx or .tflite) [default: <models>/classifier.onnx].
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Face detector: `short` (BlazeFace 128, near faces), `full` (BlazeFace 192, near and far
+    /// faces) or the path of a BlazeFace .tflite/.onnx file.
+    #[arg(long, default_value = "full", value_name = "short|full|PATH")]
+    pub detector: String,
+    /// p(FAKE) at or above which a face is FAKE [default: the model's own threshold].
+    #[arg(long, value_name = "P")]
+    pub threshold: Option<f32>,
+    /// Minimum detector score for a face.
+    #[arg(long, default_value_t = DetectorConfig::default().min_score, value_name = "S")]
+    pub min_score: f32,
+    /// Also detect on overlapping tiles of large images, to find small faces in big photos
+    /// (several detector passes per image).
+    #[arg(long)]
+    pub tiles: bool,
+    /// Crop margin around each face box, as a fraction of its larger side.
+    #[arg(long, default_value_t = crop::DEFAULT_MARGIN, value_name = "F")]
+    pub margin: f32,
+}
+
+impl ModelOptions {
+    pub fn detector_path(&self) -> PathBuf {
+        match self.detector.as_str() {
+            "short" => self.models.join(SHORT_RANGE_FILE),
+            "full" => self.models.join(FULL_RANGE_FILE),
+            path => PathBuf::from(path),
+        }
+    }
+
+    pub fn classifier_path(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(|| self.models.join(DEFAULT_CLASSIFIER_FILE))
+    }
+
+    /// Loads both models; any failure names the file and the cause.
+    pub fn pipeline(&self) -> Result<Pipeline> {
+        let config = DetectorConfig {
+            min_score: self.min_score,
+            tiling: self.tiles,
+            ..DetectorConfig::default()
+        };
+        let detector = Detector::load(&self.detector_path(), config)?;
+        let classifier = Classifier::load(&self.classifier_path())?;
+        Ok(Pipeline { detector, classifier, margin: self.margin, threshold: self.threshold })
+    }
+}
+
+/// File extensions taken from folders (a file named explicitly is always tried).
+const IMAGE_EXTENSIONS: &[&str] =
+    &["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif", "ppm", "pgm", "pnm"];
+
+/// The inputs named on the command line, with folders expanded (recursively, sorted, images only,
+/// hidden entries skipped). A path that cannot be listed becomes an `Err` for that path only.
+pub fn expand_inputs(paths: &[PathBuf]) -> Vec<(PathBuf, Result<()>)> {
+    let mut out = vec![];
+    for path in paths {
+        if path.is_dir() {
+            walk(path, &mut out);
+        } else if path.exists() {
+            out.push((path.clone(), Ok(())));
+        } else {
+            out.push((path.clone(), Err(anyhow::anyhow!("no such file or folder"))));
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Result<()>)>) {
+    let entries = match std::fs::read_dir(dir).context("cannot list folder") {
+        Ok(entries) => entries,
+        Err(e) => return out.push((dir.to_path_buf(), Err(e))),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            walk(&path, out);
+        } else if is_image_name(&path) {
+            out.push((path, Ok(())));
+        }
+    }
+}
+
+fn is_image_name(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+}

@@ -1,0 +1,38 @@
+//! Image files to RGB pixels: format sniffed from content, decoder memory bounded, EXIF orientation
+//! applied, and grey, alpha and 16-bit images brought to 8-bit RGB.
+
+use anyhow::{bail, Context, Result};
+use image::{ImageDecoder, ImageReader, Limits, RgbImage};
+use std::io::BufReader;
+use std::path::Path;
+
+/// Largest accepted width or height. Camera and phone photos are far below it; a file claiming
+/// more is corrupt or hostile, and is refused before any pixel memory is allocated.
+pub const MAX_SIDE: u32 = 16_384;
+/// Largest decoder allocation (bytes): a 16-bit RGBA image of about 64 megapixels.
+pub const MAX_ALLOC: u64 = 512 << 20;
+
+/// Decodes an image file into upright 8-bit RGB.
+pub fn open(path: &Path) -> Result<RgbImage> {
+    let file = std::fs::File::open(path).context("cannot open")?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        bail!("empty file");
+    }
+    let mut reader = ImageReader::new(BufReader::new(file))
+        .with_guessed_format()
+        .context("cannot read")?;
+    if reader.format().is_none() {
+        bail!("not an image (unrecognised content)");
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().context("cannot decode")?;
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).context("cannot decode")?;
+    img.apply_orientation(orientation);
+    Ok(img.into_rgb8())
+}

@@ -1,0 +1,22 @@
+//! deepfake-edge: find faces in an image and classify each as REAL or FAKE, on the CPU, through tract.
+//!
+//! The library is the one definition of decoding, detection, cropping, preprocessing and
+//! classification: the `edge` binary runs it on the board and the trainer runs it on the host, so a
+//! face is cut and normalised identically in training and in use.
+
+pub mod annotate;
+pub mod anchors;
+pub mod bench;
+pub mod classify;
+pub mod cli;
+pub mod crop;
+pub mod decode;
+pub mod detect;
+pub mod model;
+pub mod nms;
+pub mod pipeline;
+pub mod tflite_fp16;
+
+pub use classify::{Classifier, Label};
+pub use detect::{BBox, Detector, DetectorConfig, Face};
+pub use pipeline::{FaceReport, ImageReport, Pipeline, Timings};

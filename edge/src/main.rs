@@ -1,0 +1,150 @@
+//! `edge`: find the faces in images and classify each as REAL or FAKE.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use edge::cli::{expand_inputs, ModelOptions};
+use edge::{annotate, ImageReport};
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "edge", version, about = "Find faces in images and classify each as REAL or FAKE")]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Images or folders of images (searched recursively).
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    file: Vec<PathBuf>,
+    /// Write a copy of each image with its faces drawn into this folder.
+    #[arg(long, value_name = "DIR")]
+    annotate: Option<PathBuf>,
+    /// One JSON object per input on stdout, instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    models: ModelOptions,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Time each stage of the pipeline on one image (medians over repeated runs).
+    Bench {
+        #[arg(long, value_name = "PATH")]
+        file: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// The report as JSON instead of a Markdown table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        models: ModelOptions,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Bench { ref file, runs, json, ref models }) => bench(models, file, runs, json),
+        None => run(&cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edge: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Start-up failures are returned as errors (exit 2); failures of single inputs are reported as
+/// they happen and make the exit code 1 once every other input has been processed.
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let pipeline = cli.models.pipeline()?;
+    if let Some(dir) = &cli.annotate {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create annotation folder {}", dir.display()))?;
+    }
+    let mut names = HashSet::new();
+    let mut failed = 0;
+    let stdout = std::io::stdout();
+    for (path, listed) in expand_inputs(&cli.file) {
+        let outcome = listed.and_then(|()| {
+            let (report, mut img) = pipeline.analyse_file(&path)?;
+            if let Some(dir) = &cli.annotate {
+                annotate::draw(&mut img, &report.faces);
+                let out = dir.join(unique_png_name(&path, &mut names));
+                img.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+            }
+            Ok(report)
+        });
+        let mut out = stdout.lock();
+        match outcome {
+            Ok(report) if cli.json => writeln!(out, "{}", serde_json::to_string(&report)?)?,
+            Ok(report) => write_text(&mut out, &report)?,
+            Err(e) => {
+                failed += 1;
+                if cli.json {
+                    let line = serde_json::json!({"file": path.display().to_string(), "error": format!("{e:#}")});
+                    writeln!(out, "{line}")?;
+                } else {
+                    eprintln!("edge: {}: {e:#}", path.display());
+                }
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn write_text(out: &mut impl Write, r: &ImageReport) -> Result<()> {
+    let t = r.timings_ms;
+    let n = r.faces.len();
+    writeln!(
+        out,
+        "{}: {}×{}, {n} face{} (decode {:.1} ms, detect {:.1} ms, classify {:.1} ms)",
+        r.file,
+        r.width,
+        r.height,
+        if n == 1 { "" } else { "s" },
+        t.decode,
+        t.detect,
+        t.crop + t.classify
+    )?;
+    for (i, f) in r.faces.iter().enumerate() {
+        let [x0, y0, x1, y1] = f.bbox;
+        writeln!(
+            out,
+            "  face {}: {} p_fake {:.3}  box ({x0:.0}, {y0:.0})–({x1:.0}, {y1:.0})  score {:.2}",
+            i + 1,
+            f.label,
+            f.p_fake,
+            f.score
+        )?;
+    }
+    Ok(())
+}
+
+/// `<stem>.png`, with `-2`, `-3` … when inputs from different folders share a stem.
+fn unique_png_name(path: &Path, used: &mut HashSet<String>) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut name = format!("{stem}.png");
+    let mut k = 1;
+    while !used.insert(name.clone()) {
+        k += 1;
+        name = format!("{stem}-{k}.png");
+    }
+    name
+}
+
+fn bench(models: &ModelOptions, file: &Path, runs: usize, json: bool) -> Result<ExitCode> {
+    let pipeline = models.pipeline()?;
+    let report = edge::bench::run(&pipeline, file, runs)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.to_markdown());
+    }
+    Ok(ExitCode::SUCCESS)
+}

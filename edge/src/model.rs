@@ -1,0 +1,106 @@
+//! Model files to optimised tract plans, for both formats the project uses.
+//!
+//! tract's loaders can panic on files they do not expect (tract-tflite asserts on a dense layer
+//! without bias, and unwraps optional flatbuffer fields), so every load runs behind
+//! `catch_unwind`: a bad model is an error naming the file, never a crash.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+pub type Plan = Arc<TypedSimplePlan>;
+
+/// The container formats `edge` loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Onnx,
+    Tflite,
+}
+
+impl Format {
+    /// The format of a model file, from its content (not its name).
+    pub fn sniff(bytes: &[u8]) -> Result<Format> {
+        if bytes.len() >= 8 && &bytes[4..8] == b"TFL3" {
+            Ok(Format::Tflite)
+        } else if bytes.first() == Some(&0x08) {
+            // An ONNX ModelProto starts with field 1 (ir_version, varint).
+            Ok(Format::Onnx)
+        } else {
+            bail!("neither an ONNX nor a TFLite model (unrecognised content)")
+        }
+    }
+}
+
+/// A model ready to run, with the string properties its file carries (ONNX `metadata_props`).
+pub struct Loaded {
+    pub model: TypedModel,
+    pub properties: HashMap<String, String>,
+}
+
+/// Reads and parses a model file; the model is typed but not yet optimised.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).context("cannot read model file")?;
+    if bytes.is_empty() {
+        bail!("empty model file");
+    }
+    let format = Format::sniff(&bytes)?;
+    contain_panics(|| match format {
+        Format::Tflite => {
+            let folded = crate::tflite_fp16::fold_fp16_dequantize(&bytes)?;
+            let model = tract_tflite::tflite()
+                .model_for_read(&mut folded.as_deref().unwrap_or(&bytes))
+                .map_err(|e| anyhow!("{e:?}"))
+                .context("TFLite model does not load in tract")?;
+            Ok(Loaded { model, properties: HashMap::new() })
+        }
+        Format::Onnx => {
+            let model = tract_onnx::onnx()
+                .model_for_read(&mut &bytes[..])
+                .map_err(|e| anyhow!("{e:?}"))
+                .context("ONNX model does not load in tract")?;
+            let properties = model
+                .properties
+                .iter()
+                .filter_map(|(k, v)| {
+                    let key = k.strip_prefix("onnx.metadata_props.")?;
+                    let value = v.as_plain_ram()?.to_scalar::<String>().ok()?.clone();
+                    Some((key.to_string(), value))
+                })
+                .collect();
+            let model = model.into_typed().context("ONNX model has unresolved types or shapes")?;
+            Ok(Loaded { model, properties })
+        }
+    })
+}
+
+/// Fixes the input shape, optimises and makes the plan that is run for every frame.
+pub fn plan(mut model: TypedModel, input_shape: &[usize]) -> Result<Plan> {
+    contain_panics(|| {
+        let fact = model.input_fact(0)?.datum_type.fact(input_shape);
+        model.set_input_fact(0, fact)?;
+        let plan = model.into_optimized().context("cannot optimise")?.into_runnable()?;
+        Ok(plan)
+    })
+}
+
+/// Runs `f`, turning a panic inside it into an error.
+pub fn contain_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    // The default hook would print a backtrace-style message for a panic that is handled here.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    match result {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown cause".into());
+            Err(anyhow!("the model loader failed on this file: {msg}"))
+        }
+    }
+}

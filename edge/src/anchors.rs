@@ -36,8 +36,10 @@ impl AnchorSpec {
             let grid = self.input_size.div_ceil(stride);
             for y in 0..grid {
                 for x in 0..grid {
-                    let centre =
-                        Anchor { x: (x as f32 + 0.5) / grid as f32, y: (y as f32 + 0.5) / grid as f32 };
+                    let centre = Anchor {
+                        x: (x as f32 + 0.5) / grid as f32,
+                        y: (y as f32 + 0.5) / grid as f32,
+                    };
                     anchors.extend(std::iter::repeat_n(centre, same * per_layer));
                 }
             }

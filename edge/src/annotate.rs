@@ -24,7 +24,10 @@ impl DrawTarget for Canvas<'_> {
     type Color = Rgb888;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         let (w, h) = self.0.dimensions();
         for Pixel(p, c) in pixels {
             if let (Ok(x), Ok(y)) = (u32::try_from(p.x), u32::try_from(p.y)) {
@@ -39,6 +42,8 @@ impl DrawTarget for Canvas<'_> {
 
 pub const REAL_COLOUR: Rgb888 = Rgb888::new(40, 220, 80);
 pub const FAKE_COLOUR: Rgb888 = Rgb888::new(255, 40, 40);
+/// Faces found without a classifier.
+pub const FACE_COLOUR: Rgb888 = Rgb888::new(250, 200, 0);
 
 /// Draws every face onto `img`.
 pub fn draw(img: &mut RgbImage, faces: &[FaceReport]) {
@@ -46,8 +51,9 @@ pub fn draw(img: &mut RgbImage, faces: &[FaceReport]) {
     let mut canvas = Canvas(img);
     for face in faces {
         let colour = match face.label {
-            Label::Real => REAL_COLOUR,
-            Label::Fake => FAKE_COLOUR,
+            Some(Label::Real) => REAL_COLOUR,
+            Some(Label::Fake) => FAKE_COLOUR,
+            None => FACE_COLOUR,
         };
         let [x0, y0, x1, y1] = face.bbox.map(|v| v.round() as i32);
         let outline = PrimitiveStyle::with_stroke(colour, stroke);
@@ -59,7 +65,10 @@ pub fn draw(img: &mut RgbImage, faces: &[FaceReport]) {
             let centre = Point::new(kx.round() as i32, ky.round() as i32);
             let _ = Circle::with_center(centre, d).into_styled(dot).draw(&mut canvas);
         }
-        let text = format!("{} {:.2}", face.label, face.p_fake);
+        let text = match (face.label, face.p_fake) {
+            (Some(label), Some(p)) => format!("{label} {p:.2}"),
+            _ => format!("face {:.2}", face.score),
+        };
         let style = MonoTextStyleBuilder::new()
             .font(&FONT_10X20)
             .text_color(Rgb888::WHITE)
@@ -67,6 +76,7 @@ pub fn draw(img: &mut RgbImage, faces: &[FaceReport]) {
             .build();
         // Above the box, or inside it when the box touches the top edge.
         let y = if y0 >= 20 { y0 - 20 } else { y0 };
-        let _ = Text::with_baseline(&text, Point::new(x0, y), style, Baseline::Top).draw(&mut canvas);
+        let _ =
+            Text::with_baseline(&text, Point::new(x0, y), style, Baseline::Top).draw(&mut canvas);
     }
 }

@@ -34,8 +34,8 @@ pub struct BenchReport {
     pub detector_model: Stat,
     /// Crop of one face.
     pub crop: Stat,
-    /// Classification of one face (normalisation and model run).
-    pub classify: Stat,
+    /// Classification of one face (normalisation and model run); none without a classifier.
+    pub classify: Option<Stat>,
     /// Peak resident memory of this process so far (VmHWM), in MiB, where the OS reports it.
     pub peak_rss_mib: Option<f64>,
 }
@@ -51,7 +51,7 @@ fn timed<T>(samples: &mut Vec<f64>, f: impl FnOnce() -> Result<T>) -> Result<T> 
 pub fn run(pipeline: &Pipeline, path: &Path, runs: usize) -> Result<BenchReport> {
     let runs = runs.max(1);
     let (mut dec, mut det, mut model, mut cr, mut cls) = (vec![], vec![], vec![], vec![], vec![]);
-    let size = pipeline.classifier.input_size();
+    let size = pipeline.crop_size();
     let mut faces = 0;
     for i in 0..=runs {
         let img = timed(&mut dec, || crate::decode::open(path))?;
@@ -59,7 +59,9 @@ pub fn run(pipeline: &Pipeline, path: &Path, runs: usize) -> Result<BenchReport>
         timed(&mut model, || pipeline.detector.run_blank())?;
         for face in &found {
             let c = timed(&mut cr, || Ok(crop::face(&img, &face.bbox, pipeline.margin, size)))?;
-            timed(&mut cls, || pipeline.classifier.p_fake(&c))?;
+            if let Some(classifier) = &pipeline.classifier {
+                timed(&mut cls, || classifier.p_fake(&c))?;
+            }
         }
         faces = found.len();
         if i == 0 {
@@ -80,7 +82,7 @@ pub fn run(pipeline: &Pipeline, path: &Path, runs: usize) -> Result<BenchReport>
         detect: Stat::of(det),
         detector_model: Stat::of(model),
         crop: Stat::of(cr),
-        classify: Stat::of(cls),
+        classify: (!cls.is_empty()).then(|| Stat::of(cls)),
         peak_rss_mib: peak_rss_mib(),
     })
 }
@@ -101,12 +103,13 @@ impl BenchReport {
             self.file, self.runs, self.faces
         );
         for (name, stat) in [
-            ("decode", self.decode),
-            ("detect (whole stage)", self.detect),
-            ("detector model run", self.detector_model),
-            ("crop (per face)", self.crop),
+            ("decode", Some(self.decode)),
+            ("detect (whole stage)", Some(self.detect)),
+            ("detector model run", Some(self.detector_model)),
+            ("crop (per face)", Some(self.crop)),
             ("classify (per face)", self.classify),
         ] {
+            let Some(stat) = stat else { continue };
             s += &format!("| {name} | {:.2} | {:.2} |\n", stat.median, stat.p90);
         }
         if let Some(mib) = self.peak_rss_mib {

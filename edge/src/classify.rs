@@ -131,7 +131,7 @@ impl Classifier {
             Layout::Nchw => [1, 3, s, s],
             Layout::Nhwc => [1, s, s, 3],
         };
-        Ok(Tensor::from_shape(&shape, &data)?)
+        Tensor::from_shape(&shape, &data)
     }
 
     /// p(FAKE) for one face crop of `input_size()` pixels.

@@ -19,6 +19,9 @@ pub struct ModelOptions {
     /// REAL/FAKE classifier (.onnx or .tflite) [default: <models>/classifier.onnx].
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// Detect and crop faces without classifying them (no classifier is loaded).
+    #[arg(long, conflicts_with_all = ["model", "threshold"])]
+    pub detect_only: bool,
     /// Face detector: `short` (BlazeFace 128, near faces), `full` (BlazeFace 192, near and far
     /// faces) or the path of a BlazeFace .tflite/.onnx file.
     #[arg(long, default_value = "full", value_name = "short|full|PATH")]
@@ -59,7 +62,8 @@ impl ModelOptions {
             ..DetectorConfig::default()
         };
         let detector = Detector::load(&self.detector_path(), config)?;
-        let classifier = Classifier::load(&self.classifier_path())?;
+        let classifier =
+            if self.detect_only { None } else { Some(Classifier::load(&self.classifier_path())?) };
         Ok(Pipeline { detector, classifier, margin: self.margin, threshold: self.threshold })
     }
 }

@@ -47,7 +47,8 @@ pub fn cut(img: &RgbImage, square: Square, size: u32) -> RgbImage {
     let dx1 = ((cx1 - square.x) as f64 * scale).round() as i64;
     let dy1 = ((cy1 - square.y) as f64 * scale).round() as i64;
     let (dw, dh) = ((dx1 - dx0).max(1) as u32, (dy1 - dy0).max(1) as u32);
-    let view = imageops::crop_imm(img, cx0 as u32, cy0 as u32, (cx1 - cx0) as u32, (cy1 - cy0) as u32);
+    let view =
+        imageops::crop_imm(img, cx0 as u32, cy0 as u32, (cx1 - cx0) as u32, (cy1 - cy0) as u32);
     let part = if (dw, dh) == (view.width(), view.height()) {
         view.to_image()
     } else {

@@ -19,9 +19,8 @@ pub fn open(path: &Path) -> Result<RgbImage> {
     if len == 0 {
         bail!("empty file");
     }
-    let mut reader = ImageReader::new(BufReader::new(file))
-        .with_guessed_format()
-        .context("cannot read")?;
+    let mut reader =
+        ImageReader::new(BufReader::new(file)).with_guessed_format().context("cannot read")?;
     if reader.format().is_none() {
         bail!("not an image (unrecognised content)");
     }
@@ -30,9 +29,19 @@ pub fn open(path: &Path) -> Result<RgbImage> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().context("cannot decode")?;
+    let mut decoder = reader.into_decoder().map_err(explain)?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = image::DynamicImage::from_decoder(decoder).context("cannot decode")?;
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(explain)?;
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
+}
+
+fn explain(e: image::ImageError) -> anyhow::Error {
+    match e {
+        image::ImageError::Limits(_) => anyhow::anyhow!(
+            "cannot decode: image exceeds the decoder limit ({MAX_SIDE} px a side, {} MiB)",
+            MAX_ALLOC >> 20
+        ),
+        e => anyhow::Error::new(e).context("cannot decode"),
+    }
 }

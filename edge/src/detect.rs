@@ -124,8 +124,7 @@ impl Letterbox {
 impl Detector {
     /// Loads a BlazeFace `.tflite` (official MediaPipe file, fp16 weights accepted) or `.onnx`.
     pub fn load(path: &Path, config: DetectorConfig) -> Result<Detector> {
-        Self::load_inner(path, config)
-            .with_context(|| format!("face detector {}", path.display()))
+        Self::load_inner(path, config).with_context(|| format!("face detector {}", path.display()))
     }
 
     fn load_inner(path: &Path, config: DetectorConfig) -> Result<Detector> {
@@ -146,9 +145,8 @@ impl Detector {
         let probe = Tensor::zero::<f32>(&[1, size, size, 3])?;
         let outputs = plan.run(tvec!(probe.into()))?;
         let shape_of = |i: usize| outputs[i].shape().to_vec();
-        let find = |last: usize| {
-            (0..outputs.len()).find(|&i| shape_of(i) == [1, anchors.len(), last])
-        };
+        let find =
+            |last: usize| (0..outputs.len()).find(|&i| shape_of(i) == [1, anchors.len(), last]);
         let (Some(boxes_output), Some(scores_output)) = (find(COORDS), find(1)) else {
             let shapes: Vec<_> = (0..outputs.len()).map(shape_of).collect();
             bail!(

@@ -4,8 +4,8 @@
 //! classification: the `edge` binary runs it on the board and the trainer runs it on the host, so a
 //! face is cut and normalised identically in training and in use.
 
-pub mod annotate;
 pub mod anchors;
+pub mod annotate;
 pub mod bench;
 pub mod classify;
 pub mod cli;

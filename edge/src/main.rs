@@ -21,6 +21,9 @@ struct Cli {
     /// Write a copy of each image with its faces drawn into this folder.
     #[arg(long, value_name = "DIR")]
     annotate: Option<PathBuf>,
+    /// Write each face crop (as the classifier sees it) into this folder: <image>-face<N>.png.
+    #[arg(long, value_name = "DIR")]
+    crops: Option<PathBuf>,
     /// One JSON object per input on stdout, instead of text.
     #[arg(long)]
     json: bool,
@@ -47,13 +50,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Bench { ref file, runs, json, ref models }) => bench(models, file, runs, json),
+        Some(Command::Bench { ref file, runs, json, ref models }) => {
+            bench(models, file, runs, json)
+        }
         None => run(&cli),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("edge: {e:#}");
+            eprintln!("edge: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
@@ -63,9 +68,9 @@ fn main() -> ExitCode {
 /// they happen and make the exit code 1 once every other input has been processed.
 fn run(cli: &Cli) -> Result<ExitCode> {
     let pipeline = cli.models.pipeline()?;
-    if let Some(dir) = &cli.annotate {
+    for dir in [&cli.annotate, &cli.crops].into_iter().flatten() {
         std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create annotation folder {}", dir.display()))?;
+            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
     }
     let mut names = HashSet::new();
     let mut failed = 0;
@@ -73,9 +78,20 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     for (path, listed) in expand_inputs(&cli.file) {
         let outcome = listed.and_then(|()| {
             let (report, mut img) = pipeline.analyse_file(&path)?;
+            let name = unique_png_name(&path, &mut names);
+            if let Some(dir) = &cli.crops {
+                for (i, face) in report.faces.iter().enumerate() {
+                    let [x0, y0, x1, y1] = face.bbox;
+                    let bbox = edge::BBox { x0, y0, x1, y1 };
+                    let crop = edge::crop::face(&img, &bbox, pipeline.margin, pipeline.crop_size());
+                    let stem = name.strip_suffix(".png").unwrap_or(&name);
+                    let out = dir.join(format!("{stem}-face{}.png", i + 1));
+                    crop.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+                }
+            }
             if let Some(dir) = &cli.annotate {
                 annotate::draw(&mut img, &report.faces);
-                let out = dir.join(unique_png_name(&path, &mut names));
+                let out = dir.join(&name);
                 img.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
             }
             Ok(report)
@@ -87,15 +103,25 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 if cli.json {
-                    let line = serde_json::json!({"file": path.display().to_string(), "error": format!("{e:#}")});
+                    let line = serde_json::json!({"file": path.display().to_string(), "error": one_line(&e)});
                     writeln!(out, "{line}")?;
                 } else {
-                    eprintln!("edge: {}: {e:#}", path.display());
+                    eprintln!("edge: {}: {}", path.display(), one_line(&e));
                 }
             }
         }
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The error and its causes on one line (some causes, like flatbuffer errors, span several).
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn write_text(out: &mut impl Write, r: &ImageReport) -> Result<()> {
@@ -114,12 +140,14 @@ fn write_text(out: &mut impl Write, r: &ImageReport) -> Result<()> {
     )?;
     for (i, f) in r.faces.iter().enumerate() {
         let [x0, y0, x1, y1] = f.bbox;
+        let verdict = match (f.label, f.p_fake) {
+            (Some(label), Some(p)) => format!("{label} p_fake {p:.3}  "),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "  face {}: {} p_fake {:.3}  box ({x0:.0}, {y0:.0})–({x1:.0}, {y1:.0})  score {:.2}",
+            "  face {}: {verdict}box ({x0:.0}, {y0:.0})–({x1:.0}, {y1:.0})  score {:.2}",
             i + 1,
-            f.label,
-            f.p_fake,
             f.score
         )?;
     }

@@ -48,7 +48,11 @@ mod tests {
     use super::*;
 
     fn face(x0: f32, y0: f32, side: f32, score: f32) -> Face {
-        Face { bbox: BBox { x0, y0, x1: x0 + side, y1: y0 + side }, score, keypoints: [[x0, y0]; 6] }
+        Face {
+            bbox: BBox { x0, y0, x1: x0 + side, y1: y0 + side },
+            score,
+            keypoints: [[x0, y0]; 6],
+        }
     }
 
     #[test]

@@ -18,15 +18,18 @@ pub struct Timings {
     pub classify: f64,
 }
 
-/// One face as reported: box, detector score, keypoints (source pixels), p(FAKE), label.
+/// One face as reported: box, detector score, keypoints (source pixels), p(FAKE), label (the last
+/// two absent when running without a classifier).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FaceReport {
     #[serde(rename = "box")]
     pub bbox: [f32; 4],
     pub score: f32,
     pub keypoints: Vec<[f32; 2]>,
-    pub p_fake: f32,
-    pub label: Label,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_fake: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
 }
 
 /// One image as reported: the `--json` line of `edge --file`.
@@ -42,7 +45,8 @@ pub struct ImageReport {
 /// Detector, classifier and the settings that join them.
 pub struct Pipeline {
     pub detector: Detector,
-    pub classifier: Classifier,
+    /// `None` runs detection and cropping only (`edge --detect-only`).
+    pub classifier: Option<Classifier>,
     /// Crop margin around each face box (see [`crop::square_around`]).
     pub margin: f32,
     /// Decision threshold on p(FAKE); the model's own when `None`.
@@ -58,7 +62,15 @@ fn px(v: f32) -> f32 {
     (v * 10.0).round() / 10.0
 }
 
+/// Side of the face crops when there is no classifier to take the size from.
+pub const DEFAULT_CROP_SIZE: u32 = 224;
+
 impl Pipeline {
+    /// The side of the square face crops: the classifier's input.
+    pub fn crop_size(&self) -> u32 {
+        self.classifier.as_ref().map_or(DEFAULT_CROP_SIZE, Classifier::input_size)
+    }
+
     /// Detects, crops and classifies every face of a decoded image.
     pub fn analyse(&self, img: &RgbImage, timings: &mut Timings) -> Result<Vec<FaceReport>> {
         let t = Instant::now();
@@ -67,20 +79,29 @@ impl Pipeline {
         faces.iter().map(|face| self.classify_face(img, face, timings)).collect()
     }
 
-    fn classify_face(&self, img: &RgbImage, face: &Face, timings: &mut Timings) -> Result<FaceReport> {
-        let t = Instant::now();
-        let crop = crop::face(img, &face.bbox, self.margin, self.classifier.input_size());
-        timings.crop += ms_since(t);
-        let t = Instant::now();
-        let p_fake = self.classifier.p_fake(&crop)?;
-        timings.classify += ms_since(t);
+    fn classify_face(
+        &self,
+        img: &RgbImage,
+        face: &Face,
+        timings: &mut Timings,
+    ) -> Result<FaceReport> {
+        let (mut p_fake, mut label) = (None, None);
+        if let Some(classifier) = &self.classifier {
+            let t = Instant::now();
+            let crop = crop::face(img, &face.bbox, self.margin, classifier.input_size());
+            timings.crop += ms_since(t);
+            let t = Instant::now();
+            let p = classifier.p_fake(&crop)?;
+            timings.classify += ms_since(t);
+            (p_fake, label) = (Some(p), Some(classifier.label(p, self.threshold)));
+        }
         let b = face.bbox;
         Ok(FaceReport {
             bbox: [px(b.x0), px(b.y0), px(b.x1), px(b.y1)],
             score: face.score,
             keypoints: face.keypoints.iter().map(|k| [px(k[0]), px(k[1])]).collect(),
             p_fake,
-            label: self.classifier.label(p_fake, self.threshold),
+            label,
         })
     }
 

@@ -59,7 +59,12 @@ fn official_fp16_short_and_full_range_files_load_and_find_the_astronaut() {
         // Keypoints fall inside the box: eyes above the mouth, right eye (subject's) left of the left eye.
         let [re, le, nose, mouth, ..] = face.keypoints;
         for k in [re, le, nose, mouth] {
-            assert!(k[0] > face.bbox.x0 && k[0] < face.bbox.x1 && k[1] > face.bbox.y0 && k[1] < face.bbox.y1);
+            assert!(
+                k[0] > face.bbox.x0
+                    && k[0] < face.bbox.x1
+                    && k[1] > face.bbox.y0
+                    && k[1] < face.bbox.y1
+            );
         }
         assert!(re[0] < le[0] && re[1] < mouth[1] && le[1] < mouth[1], "{:?}", face.keypoints);
     }
@@ -74,8 +79,12 @@ fn boxes_map_back_through_portrait_and_landscape_letterboxes() {
         let mut canvas = RgbImage::from_pixel(w, h, image::Rgb([90, 90, 90]));
         image::imageops::replace(&mut canvas, &src, dx, dy);
         let face = only_face(&det, &canvas);
-        let expected =
-            [reference.x0 + dx as f32, reference.y0 + dy as f32, reference.x1 + dx as f32, reference.y1 + dy as f32];
+        let expected = [
+            reference.x0 + dx as f32,
+            reference.y0 + dy as f32,
+            reference.x1 + dx as f32,
+            reference.y1 + dy as f32,
+        ];
         assert_box_near(&face, expected, 8.0);
     }
 }
@@ -173,14 +182,19 @@ fn tiles_find_faces_too_small_for_the_whole_image_pass() {
     let faces = tiled.detect(&canvas).expect("runs");
     assert!(faces.len() >= 5, "tiles found only {faces:#?}");
     // Every face found is one of the six known faces, none twice.
-    let shifted = T1_FULL.map(|[x0, y0, x1, y1]| {
-        [x0 + w as f32, y0 + h as f32, x1 + w as f32, y1 + h as f32]
-    });
+    let shifted = T1_FULL
+        .map(|[x0, y0, x1, y1]| [x0 + w as f32, y0 + h as f32, x1 + w as f32, y1 + h as f32]);
     for face in &faces {
-        assert!(shifted.iter().any(|r| box_distance(face, *r) <= 16.0), "{face:?} is not a known face");
+        assert!(
+            shifted.iter().any(|r| box_distance(face, *r) <= 16.0),
+            "{face:?} is not a known face"
+        );
     }
     for r in shifted {
-        assert!(faces.iter().filter(|f| box_distance(f, r) <= 16.0).count() <= 1, "{r:?} found twice");
+        assert!(
+            faces.iter().filter(|f| box_distance(f, r) <= 16.0).count() <= 1,
+            "{r:?} found twice"
+        );
     }
 }
 
@@ -191,7 +205,11 @@ fn box_distance(face: &Face, r: [f32; 4]) -> f32 {
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("edge-detect-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::env::temp_dir().join(format!(
+        "edge-detect-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }

@@ -3,6 +3,8 @@
 //! Rust reference of the same network to check that `edge` preprocesses and runs it correctly.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod mobilenet;
+
 use image::RgbImage;
 use prost::Message;
 use std::path::{Path, PathBuf};
@@ -50,16 +52,28 @@ impl TestNet {
                     for (x, w) in row.iter_mut().enumerate() {
                         let (dx, dy) = (x as f32 - 1.0, y as f32 - 1.0);
                         *w = match o {
-                            0 => dx * 0.3,                             // horizontal gradient
-                            1 => dy * 0.3,                             // vertical gradient
-                            2 => if (x, y) == (1, 1) { 0.4 } else { -0.05 }, // sharpness
-                            _ => [0.2, -0.1, -0.1][c] / 3.0,           // redness
+                            0 => dx * 0.3, // horizontal gradient
+                            1 => dy * 0.3, // vertical gradient
+                            2 => {
+                                if (x, y) == (1, 1) {
+                                    0.4
+                                } else {
+                                    -0.05
+                                }
+                            } // sharpness
+                            _ => [0.2, -0.1, -0.1][c] / 3.0, // redness
                         } * if o < 3 { 1.0 / 3.0 } else { 1.0 };
                     }
                 }
             }
         }
-        TestNet { size, conv_w, conv_b: [0.05, -0.02, 0.01, 0.1], fc_w: [1.5, -1.2, 2.0, 0.8], fc_b: -0.3 }
+        TestNet {
+            size,
+            conv_w,
+            conv_b: [0.05, -0.02, 0.01, 0.1],
+            fc_w: [1.5, -1.2, 2.0, 0.8],
+            fc_b: -0.3,
+        }
     }
 
     /// p(FAKE) computed directly from a face crop, independently of tract.
@@ -113,11 +127,16 @@ impl TestNet {
         let graph = pb::GraphProto {
             name: "test_classifier".into(),
             node: vec![
-                node("Conv", &["image", "conv_w", "conv_b"], "conv", vec![
-                    ints("kernel_shape", &[3, 3]),
-                    ints("strides", &[2, 2]),
-                    ints("pads", &[1, 1, 1, 1]),
-                ]),
+                node(
+                    "Conv",
+                    &["image", "conv_w", "conv_b"],
+                    "conv",
+                    vec![
+                        ints("kernel_shape", &[3, 3]),
+                        ints("strides", &[2, 2]),
+                        ints("pads", &[1, 1, 1, 1]),
+                    ],
+                ),
                 node("Relu", &["conv"], "relu", vec![]),
                 node("GlobalAveragePool", &["relu"], "gap", vec![]),
                 node("Flatten", &["gap"], "flat", vec![]),
@@ -156,7 +175,12 @@ impl TestNet {
     }
 }
 
-fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+pub fn node(
+    op: &str,
+    inputs: &[&str],
+    output: &str,
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.into(),
         name: output.into(),
@@ -167,7 +191,7 @@ fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributePro
     }
 }
 
-fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+pub fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Ints as i32,
@@ -176,7 +200,7 @@ fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
     }
 }
 
-fn int(name: &str, v: i64) -> pb::AttributeProto {
+pub fn int(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -185,7 +209,7 @@ fn int(name: &str, v: i64) -> pb::AttributeProto {
     }
 }
 
-fn tensor(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
+pub fn tensor(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
     pb::TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
@@ -195,10 +219,13 @@ fn tensor(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
     }
 }
 
-fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+pub fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
     let shape = pb::TensorShapeProto {
-        dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() }).collect(),
+        dim: dims
+            .iter()
+            .map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() })
+            .collect(),
     };
     pb::ValueInfoProto {
         name: name.into(),
@@ -209,6 +236,15 @@ fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
             })),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+pub fn float(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Float as i32,
+        f: v,
         ..Default::default()
     }
 }

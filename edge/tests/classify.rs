@@ -1,0 +1,71 @@
+//! The classifier in both formats the project ships: the same network as ONNX and as TFLite (the
+//! TFLite written by tract from the ONNX, its metadata in a sidecar) gives the same p(FAKE) on
+//! real face crops, and both agree with a plain Rust computation of the network.
+
+mod support;
+
+use edge::classify::{sidecar_path, Classifier};
+use edge::{crop, decode, Detector, DetectorConfig};
+use support::{model, photo, TestNet};
+use tract_onnx::prelude::*;
+
+#[test]
+fn onnx_and_tflite_give_the_same_p_fake_on_real_faces() {
+    let dir = std::env::temp_dir().join(format!("edge-classify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let net = TestNet::new(96);
+    let onnx_path = net.write_onnx(&dir);
+
+    let typed = tract_onnx::onnx()
+        .model_for_path(&onnx_path)
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .expect("ONNX loads in tract");
+    let tflite_path = dir.join("classifier.tflite");
+    let mut bytes = vec![];
+    tract_tflite::tflite().write(&typed, &mut bytes).expect("tract writes TFLite");
+    std::fs::write(&tflite_path, bytes).expect("write");
+    std::fs::write(sidecar_path(&tflite_path), net.meta_json()).expect("write sidecar");
+
+    let onnx = Classifier::load(&onnx_path).expect("ONNX classifier loads");
+    let tflite = Classifier::load(&tflite_path).expect("TFLite classifier loads");
+    assert_eq!((onnx.input_size(), tflite.input_size()), (96, 96));
+    assert_eq!(onnx.meta, tflite.meta);
+
+    let detector =
+        Detector::load(&model("face_detection_full_range.tflite"), DetectorConfig::default())
+            .expect("detector loads");
+    let mut crops = vec![];
+    for file in ["astronaut.png", "t1.jpg"] {
+        let img = decode::open(&photo(file)).expect("decodes");
+        for face in detector.detect(&img).expect("detects") {
+            crops.push(crop::face(&img, &face.bbox, crop::DEFAULT_MARGIN, 96));
+        }
+    }
+    assert_eq!(crops.len(), 7);
+    let mut spread = (f32::MAX, f32::MIN);
+    for crop in &crops {
+        let reference = net.reference_p_fake(crop);
+        let a = onnx.p_fake(crop).expect("ONNX runs");
+        let b = tflite.p_fake(crop).expect("TFLite runs");
+        assert!((a - reference).abs() < 1e-4, "ONNX {a} vs reference {reference}");
+        assert!((a - b).abs() < 1e-5, "ONNX {a} vs TFLite {b}");
+        spread = (spread.0.min(a), spread.1.max(a));
+    }
+    // The faces really are told apart: p(FAKE) is not one constant.
+    assert!(spread.1 - spread.0 > 0.01, "p_fake barely varies: {spread:?}");
+}
+
+#[test]
+fn mobilenet_v3_small_as_written_for_the_benchmarks_loads_and_runs() {
+    let dir = std::env::temp_dir().join(format!("edge-mobilenet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("mobilenet_v3_small.onnx");
+    std::fs::write(&path, support::mobilenet::onnx(224)).expect("write");
+    let classifier = Classifier::load(&path).expect("MobileNetV3-Small loads");
+    assert_eq!(classifier.input_size(), 224);
+    let img = decode::open(&photo("astronaut.png")).expect("decodes");
+    let face = edge::BBox { x0: 174.0, y0: 70.0, x1: 279.0, y1: 175.0 };
+    let p = classifier.p_fake(&crop::face(&img, &face, crop::DEFAULT_MARGIN, 224)).expect("runs");
+    assert!(p.is_finite() && (0.0..=1.0).contains(&p), "{p}");
+}

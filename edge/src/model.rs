@@ -4,11 +4,12 @@
 //! without bias, and unwraps optional flatbuffer fields), so every load runs behind
 //! `catch_unwind`: a bad model is an error naming the file, never a crash.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
 
 pub type Plan = Arc<TypedSimplePlan>;
 
@@ -51,14 +52,12 @@ pub fn load(path: &Path) -> Result<Loaded> {
             let folded = crate::tflite_fp16::fold_fp16_dequantize(&bytes)?;
             let model = tract_tflite::tflite()
                 .model_for_read(&mut folded.as_deref().unwrap_or(&bytes))
-                .map_err(|e| anyhow!("{e:?}"))
                 .context("TFLite model does not load in tract")?;
             Ok(Loaded { model, properties: HashMap::new() })
         }
         Format::Onnx => {
             let model = tract_onnx::onnx()
                 .model_for_read(&mut &bytes[..])
-                .map_err(|e| anyhow!("{e:?}"))
                 .context("ONNX model does not load in tract")?;
             let properties = model
                 .properties
@@ -75,11 +74,30 @@ pub fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
-/// Fixes the input shape, optimises and makes the plan that is run for every frame.
-pub fn plan(mut model: TypedModel, input_shape: &[usize]) -> Result<Plan> {
+/// Fixes the input shape (binding a symbolic batch or size to `input_shape`), optimises, and
+/// makes the plan that is run for every frame.
+pub fn plan(model: TypedModel, input_shape: &[usize]) -> Result<Plan> {
     contain_panics(|| {
-        let fact = model.input_fact(0)?.datum_type.fact(input_shape);
-        model.set_input_fact(0, fact)?;
+        let shape = &model.input_fact(0)?.shape;
+        ensure!(
+            shape.len() == input_shape.len(),
+            "input has rank {}, not {}",
+            shape.len(),
+            input_shape.len()
+        );
+        let mut symbols = HashMap::new();
+        for (dim, &want) in shape.iter().zip(input_shape) {
+            match dim {
+                TDim::Sym(symbol) => {
+                    symbols.insert(symbol.clone(), TDim::from(want));
+                }
+                dim => ensure!(
+                    dim.to_usize().ok() == Some(want),
+                    "input shape {shape:?} is not {input_shape:?}"
+                ),
+            }
+        }
+        let model = if symbols.is_empty() { model } else { model.set_symbols(&symbols)? };
         let plan = model.into_optimized().context("cannot optimise")?.into_runnable()?;
         Ok(plan)
     })

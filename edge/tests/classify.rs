@@ -57,6 +57,23 @@ fn onnx_and_tflite_give_the_same_p_fake_on_real_faces() {
 }
 
 #[test]
+fn a_symbolic_batch_dimension_is_bound_to_one() {
+    let dir = std::env::temp_dir().join(format!("edge-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let net = TestNet::new(64);
+    let (fixed, symbolic) = (dir.join("fixed.onnx"), dir.join("symbolic.onnx"));
+    std::fs::write(&fixed, net.onnx()).expect("write");
+    std::fs::write(&symbolic, net.onnx_symbolic_batch()).expect("write");
+    let fixed = Classifier::load(&fixed).expect("fixed batch loads");
+    let symbolic = Classifier::load(&symbolic).expect("symbolic batch loads");
+    let img = decode::open(&photo("astronaut.png")).expect("decodes");
+    let face = crop::face(&img, &edge::BBox { x0: 174.0, y0: 70.0, x1: 279.0, y1: 175.0 }, 0.3, 64);
+    let (a, b) = (fixed.p_fake(&face).expect("runs"), symbolic.p_fake(&face).expect("runs"));
+    assert_eq!(a, b);
+    assert!((a - net.reference_p_fake(&face)).abs() < 1e-4);
+}
+
+#[test]
 fn mobilenet_v3_small_as_written_for_the_benchmarks_loads_and_runs() {
     let dir = std::env::temp_dir().join(format!("edge-mobilenet-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

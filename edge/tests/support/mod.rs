@@ -152,6 +152,23 @@ impl TestNet {
         model_proto(graph, 13)
     }
 
+    /// The same model with a symbolic batch dimension `N`, as PyTorch and Keras exports have.
+    pub fn onnx_symbolic_batch(&self) -> Vec<u8> {
+        use pb::tensor_shape_proto::dimension::Value;
+        let mut model = pb::ModelProto::decode(&*self.onnx()).expect("own model decodes");
+        let graph = model.graph.as_mut().expect("graph");
+        for info in graph.input.iter_mut().chain(graph.output.iter_mut()) {
+            if let Some(pb::type_proto::Value::TensorType(t)) =
+                info.r#type.as_mut().and_then(|t| t.value.as_mut())
+            {
+                if let Some(dim) = t.shape.as_mut().and_then(|s| s.dim.first_mut()) {
+                    dim.value = Some(Value::DimParam("N".into()));
+                }
+            }
+        }
+        model.encode_to_vec()
+    }
+
     /// Writes `classifier.onnx` into `dir` and returns its path.
     pub fn write_onnx(&self, dir: &Path) -> PathBuf {
         let path = dir.join("classifier.onnx");

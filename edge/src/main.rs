@@ -127,16 +127,20 @@ fn one_line(e: &anyhow::Error) -> String {
 fn write_text(out: &mut impl Write, r: &ImageReport) -> Result<()> {
     let t = r.timings_ms;
     let n = r.faces.len();
+    let classify = if r.faces.iter().any(|f| f.p_fake.is_some()) {
+        format!(", classify {:.1} ms", t.crop + t.classify)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{}: {}×{}, {n} face{} (decode {:.1} ms, detect {:.1} ms, classify {:.1} ms)",
+        "{}: {}×{}, {n} face{} (decode {:.1} ms, detect {:.1} ms{classify})",
         r.file,
         r.width,
         r.height,
         if n == 1 { "" } else { "s" },
         t.decode,
         t.detect,
-        t.crop + t.classify
     )?;
     for (i, f) in r.faces.iter().enumerate() {
         let [x0, y0, x1, y1] = f.bbox;

@@ -115,22 +115,10 @@ impl Classifier {
     pub fn input_tensor(&self, face: &RgbImage) -> Result<Tensor> {
         let s = self.size as usize;
         ensure!(face.dimensions() == (self.size, self.size), "face crop is not {s}×{s}");
-        let (mean, std) = (self.meta.mean, self.meta.std);
-        let mut data = vec![0f32; 3 * s * s];
-        for (i, px) in face.pixels().enumerate() {
-            for c in 0..3 {
-                let v = (px[c] as f32 / 255.0 - mean[c]) / std[c];
-                let at = match self.layout {
-                    Layout::Nchw => c * s * s + i,
-                    Layout::Nhwc => i * 3 + c,
-                };
-                data[at] = v;
-            }
-        }
-        let shape = match self.layout {
-            Layout::Nchw => [1, 3, s, s],
-            Layout::Nhwc => [1, s, s, 3],
-        };
+        let mut data = Vec::with_capacity(3 * s * s);
+        let nchw = self.layout == Layout::Nchw;
+        normalise(face, &self.meta, nchw, &mut data);
+        let shape = if nchw { [1, 3, s, s] } else { [1, s, s, 3] };
         Tensor::from_shape(&shape, &data)
     }
 
@@ -162,6 +150,20 @@ impl Classifier {
         } else {
             Label::Real
         }
+    }
+}
+
+/// Appends the classifier input values of one face crop to `out`: pixels scaled to [0, 1], then
+/// `(p - mean) / std` per channel, planar (NCHW) or interleaved (NHWC). The one definition of the
+/// classifier's preprocessing: the trainer feeds its model through it too.
+pub fn normalise(face: &RgbImage, meta: &ModelMeta, nchw: bool, out: &mut Vec<f32>) {
+    let value = |v: u8, c: usize| (v as f32 / 255.0 - meta.mean[c]) / meta.std[c];
+    if nchw {
+        for c in 0..3 {
+            out.extend(face.pixels().map(|px| value(px[c], c)));
+        }
+    } else {
+        out.extend(face.pixels().flat_map(|px| [0, 1, 2].map(|c| value(px[c], c))));
     }
 }
 

@@ -1,0 +1,235 @@
+//! The trained model as ONNX, written directly with tract-onnx's protobuf types: batch norm folded
+//! into the convolutions, the same operators as the burn graph (Conv, Relu, HardSwish,
+//! HardSigmoid, Mul, Add, GlobalAveragePool, Gemm, Sigmoid), a symbolic batch dimension `N`, and
+//! the model metadata in `metadata_props` under `edge::classify::META_KEY`.
+
+use crate::model::{ConvBn, MobileNetV3};
+use anyhow::{anyhow, Result};
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use edge::classify::{ModelMeta, META_KEY};
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_shape_proto::{dimension::Value as Dim, Dimension};
+
+fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
+}
+
+struct Graph {
+    nodes: Vec<pb::NodeProto>,
+    inits: Vec<pb::TensorProto>,
+    count: usize,
+}
+
+fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    }
+}
+
+fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f: v,
+        ..Default::default()
+    }
+}
+
+impl Graph {
+    fn name(&mut self, what: &str) -> String {
+        self.count += 1;
+        format!("{what}_{}", self.count)
+    }
+
+    fn init(&mut self, dims: &[usize], data: Vec<f32>) -> String {
+        let name = self.name("w");
+        self.inits.push(pb::TensorProto {
+            name: name.clone(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: pb::tensor_proto::DataType::Float as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    fn op(&mut self, op: &str, inputs: &[&str], attribute: Vec<pb::AttributeProto>) -> String {
+        let out = self.name(&op.to_lowercase());
+        self.nodes.push(pb::NodeProto {
+            op_type: op.into(),
+            name: out.clone(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            attribute,
+            ..Default::default()
+        });
+        out
+    }
+
+    /// A Conv node with the given (already folded) weight and bias.
+    fn conv(&mut self, x: &str, conv: &Conv2d, weight: Vec<f32>, bias: Vec<f32>) -> String {
+        let dims = conv.weight.dims();
+        let w = self.init(&dims, weight);
+        let b = self.init(&[dims[0]], bias);
+        let [kh, kw] = conv.kernel_size.map(|k| k as i64);
+        let [sh, sw] = conv.stride.map(|s| s as i64);
+        let (ph, pw) = (kh / 2, kw / 2);
+        self.op(
+            "Conv",
+            &[x, &w, &b],
+            vec![
+                attr_ints("kernel_shape", &[kh, kw]),
+                attr_ints("strides", &[sh, sw]),
+                attr_ints("pads", &[ph, pw, ph, pw]),
+                attr_int("group", conv.groups as i64),
+            ],
+        )
+    }
+
+    /// Conv + batch norm, folded: w·γ/√(σ²+ε) and β − μ·γ/√(σ²+ε); then the activation.
+    fn conv_bn(&mut self, x: &str, layer: &ConvBn) -> Result<String> {
+        let gamma = values(layer.bn.gamma.val())?;
+        let beta = values(layer.bn.beta.val())?;
+        let mean = values(layer.bn.running_mean.value())?;
+        let var = values(layer.bn.running_var.value())?;
+        let scale: Vec<f32> =
+            gamma.iter().zip(&var).map(|(g, v)| g / (v + layer.bn.epsilon as f32).sqrt()).collect();
+        let mut weight = values(layer.conv.weight.val())?;
+        let per_out = weight.len() / scale.len();
+        for (o, chunk) in weight.chunks_mut(per_out).enumerate() {
+            chunk.iter_mut().for_each(|w| *w *= scale[o]);
+        }
+        let bias: Vec<f32> = (0..scale.len()).map(|o| beta[o] - mean[o] * scale[o]).collect();
+        let y = self.conv(x, &layer.conv, weight, bias);
+        Ok(match layer.act {
+            crate::model::Act::None => y,
+            crate::model::Act::Relu => self.op("Relu", &[&y], vec![]),
+            crate::model::Act::HardSwish => self.op("HardSwish", &[&y], vec![]),
+        })
+    }
+
+    fn conv_with_bias(&mut self, x: &str, conv: &Conv2d) -> Result<String> {
+        let weight = values(conv.weight.val())?;
+        let bias = match &conv.bias {
+            Some(b) => values(b.val())?,
+            None => vec![0.0; conv.weight.dims()[0]],
+        };
+        Ok(self.conv(x, conv, weight, bias))
+    }
+
+    fn gemm(&mut self, x: &str, linear: &burn::nn::Linear) -> Result<String> {
+        // burn's Linear weight is [in, out]: Gemm's B without transposition.
+        let w = self.init(&linear.weight.dims(), values(linear.weight.val())?);
+        let out = linear.weight.dims()[1];
+        let bias = match &linear.bias {
+            Some(b) => values(b.val())?,
+            None => vec![0.0; out],
+        };
+        let b = self.init(&[out], bias);
+        Ok(self.op("Gemm", &[x, &w, &b], vec![]))
+    }
+}
+
+fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
+    let shape = pb::TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|d| Dimension { value: Some(d.clone()), ..Default::default() })
+            .collect(),
+    };
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(shape),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The serialised ONNX model: input `image` N×3×S×S, output `p_fake` N×1 (a probability).
+pub fn write(model: &MobileNetV3, input_size: u32, meta: &ModelMeta) -> Result<Vec<u8>> {
+    let mut g = Graph { nodes: vec![], inits: vec![], count: 0 };
+    let mut x = g.conv_bn("image", &model.stem)?;
+    for block in &model.blocks {
+        let input = x.clone();
+        if let Some(expand) = &block.expand {
+            x = g.conv_bn(&x, expand)?;
+        }
+        x = g.conv_bn(&x, &block.depthwise)?;
+        if let Some(se) = &block.se {
+            let s = g.op("GlobalAveragePool", &[&x], vec![]);
+            let s = g.conv_with_bias(&s, &se.reduce)?;
+            let s = g.op("Relu", &[&s], vec![]);
+            let s = g.conv_with_bias(&s, &se.expand)?;
+            let s = g.op(
+                "HardSigmoid",
+                &[&s],
+                vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)],
+            );
+            x = g.op("Mul", &[&x, &s], vec![]);
+        }
+        x = g.conv_bn(&x, &block.project)?;
+        if block.residual {
+            x = g.op("Add", &[&x, &input], vec![]);
+        }
+    }
+    x = g.conv_bn(&x, &model.last)?;
+    x = g.op("GlobalAveragePool", &[&x], vec![]);
+    x = g.op("Flatten", &[&x], vec![]);
+    x = g.gemm(&x, &model.hidden)?;
+    x = g.op("HardSwish", &[&x], vec![]);
+    x = g.gemm(&x, &model.head)?;
+    let logit = x;
+    g.nodes.push(pb::NodeProto {
+        op_type: "Sigmoid".into(),
+        name: "p_fake".into(),
+        input: vec![logit],
+        output: vec!["p_fake".into()],
+        ..Default::default()
+    });
+    let s = input_size as i64;
+    let batch = Dim::DimParam("N".into());
+    let graph = pb::GraphProto {
+        name: "deepfake_edge_mobilenet_v3_small".into(),
+        node: g.nodes,
+        initializer: g.inits,
+        input: vec![value_info(
+            "image",
+            &[batch.clone(), Dim::DimValue(3), Dim::DimValue(s), Dim::DimValue(s)],
+        )],
+        output: vec![value_info("p_fake", &[batch, Dim::DimValue(1)])],
+        ..Default::default()
+    };
+    let proto = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 14 }],
+        producer_name: "deepfake-edge trainer".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(graph),
+        metadata_props: vec![pb::StringStringEntryProto {
+            key: META_KEY.into(),
+            value: serde_json::to_string(meta)?,
+        }],
+        ..Default::default()
+    };
+    Ok(proto.encode_to_vec())
+}

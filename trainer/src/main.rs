@@ -1,0 +1,110 @@
+//! `trainer`: train the REAL/FAKE classifier on folders of face photos and export it for `edge`.
+
+use anyhow::Result;
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use trainer::faces::NoFace;
+use trainer::run::{run, RunConfig};
+use trainer::train::TrainConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "trainer",
+    version,
+    about = "Train the deepfake-edge REAL/FAKE face classifier and export it as ONNX and TFLite"
+)]
+struct Cli {
+    /// A data folder: holding training_real/ and training_fake/ (the original project's layout,
+    /// possibly nested) or real/ and fake/. Repeat to merge several.
+    #[arg(long, required = true, value_name = "DIR")]
+    data: Vec<PathBuf>,
+    /// Run folder: models, reports, configuration, split.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Add self-blended fakes made from the real faces (enough to train with real photos only).
+    #[arg(long)]
+    sbi: bool,
+    #[arg(long, default_value_t = 15)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Side of the square face crops the model takes.
+    #[arg(long, default_value_t = 224)]
+    input_size: u32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Fraction of each class held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Train on the crops as they are, without augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    /// What to do with photos in which no face is found.
+    #[arg(long, value_enum, default_value_t = NoFace::Skip)]
+    no_face: NoFace,
+    /// Face detector file [default: <models>/face_detection_full_range.tflite].
+    #[arg(long, value_name = "PATH")]
+    detector: Option<PathBuf>,
+    /// Folder of the detector files.
+    #[arg(long, env = "EDGE_MODELS", default_value = "models", value_name = "DIR")]
+    models: PathBuf,
+    /// Cache of face crops [default: $XDG_CACHE_HOME/deepfake-edge/crops].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    #[arg(long, default_value_t = edge::crop::DEFAULT_MARGIN)]
+    margin: f32,
+    #[arg(long, default_value_t = edge::DetectorConfig::default().min_score)]
+    min_score: f32,
+}
+
+fn default_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("deepfake-edge").join("crops")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match train(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trainer: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn train(cli: Cli) -> Result<()> {
+    let cfg = RunConfig {
+        detector: cli.detector.unwrap_or_else(|| cli.models.join(edge::cli::FULL_RANGE_FILE)),
+        cache: cli.cache.unwrap_or_else(default_cache),
+        data: cli.data,
+        out: cli.out,
+        no_face: cli.no_face,
+        margin: cli.margin,
+        min_score: cli.min_score,
+        val_fraction: cli.val_fraction,
+        train: TrainConfig {
+            input_size: cli.input_size,
+            epochs: cli.epochs,
+            batch_size: cli.batch_size,
+            lr: cli.lr,
+            seed: cli.seed,
+            sbi: cli.sbi,
+            augment: !cli.no_augment,
+        },
+    };
+    let summary = run(&cfg, |line| eprintln!("{line}"))?;
+    let m = &summary.metrics;
+    println!(
+        "best epoch {}: validation accuracy {:.3}, precision {:.3}, recall {:.3}, F1 {:.3}, AUC {:.3}, threshold {:.3}",
+        summary.best_epoch, m.accuracy, m.precision, m.recall, m.f1, m.auc, m.threshold
+    );
+    println!("models: {} and {}", summary.onnx.display(), summary.tflite.display());
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Binary classification metrics with FAKE as the positive class: confusion matrix, precision,
+//! recall and F1 per class, accuracy, the ROC curve and its area, and the decision threshold.
+
+use serde::Serialize;
+
+/// Counts at one threshold; `fake` is the positive class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Confusion {
+    pub true_real: usize,
+    pub false_fake: usize,
+    pub false_real: usize,
+    pub true_fake: usize,
+}
+
+impl Confusion {
+    /// `p_fake[i]` scored against `is_fake[i]`, FAKE when p ≥ threshold.
+    pub fn at(p_fake: &[f32], is_fake: &[bool], threshold: f32) -> Confusion {
+        let mut c = Confusion::default();
+        for (&p, &fake) in p_fake.iter().zip(is_fake) {
+            match (fake, p >= threshold) {
+                (false, false) => c.true_real += 1,
+                (false, true) => c.false_fake += 1,
+                (true, false) => c.false_real += 1,
+                (true, true) => c.true_fake += 1,
+            }
+        }
+        c
+    }
+
+    pub fn total(&self) -> usize {
+        self.true_real + self.false_fake + self.false_real + self.true_fake
+    }
+}
+
+/// Precision, recall and F1 of one class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ClassScores {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: usize,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn scores(tp: usize, fp: usize, fn_: usize) -> ClassScores {
+    let precision = ratio(tp, tp + fp);
+    let recall = ratio(tp, tp + fn_);
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    ClassScores { precision, recall, f1, support: tp + fn_ }
+}
+
+/// Everything `metrics.json` holds for one set of predictions.
+#[derive(Clone, Debug, Serialize)]
+pub struct Metrics {
+    pub accuracy: f64,
+    /// Of the FAKE class (the positive one).
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub auc: f64,
+    pub threshold: f32,
+    pub confusion: Confusion,
+    pub real: ClassScores,
+    pub fake: ClassScores,
+}
+
+impl Metrics {
+    pub fn new(p_fake: &[f32], is_fake: &[bool], threshold: f32) -> Metrics {
+        let c = Confusion::at(p_fake, is_fake, threshold);
+        let fake = scores(c.true_fake, c.false_fake, c.false_real);
+        let real = scores(c.true_real, c.false_real, c.false_fake);
+        Metrics {
+            accuracy: ratio(c.true_real + c.true_fake, c.total()),
+            precision: fake.precision,
+            recall: fake.recall,
+            f1: fake.f1,
+            auc: auc(p_fake, is_fake),
+            threshold,
+            confusion: c,
+            real,
+            fake,
+        }
+    }
+}
+
+/// The ROC curve: (false positive rate, true positive rate, threshold) from the highest threshold
+/// down, starting at (0, 0).
+pub fn roc(p_fake: &[f32], is_fake: &[bool]) -> Vec<(f64, f64, f32)> {
+    let mut order: Vec<usize> = (0..p_fake.len()).collect();
+    order.sort_by(|&a, &b| p_fake[b].total_cmp(&p_fake[a]));
+    let positives = is_fake.iter().filter(|&&f| f).count();
+    let negatives = is_fake.len() - positives;
+    let mut curve = vec![(0.0, 0.0, f32::INFINITY)];
+    let (mut tp, mut fp) = (0, 0);
+    for (i, &k) in order.iter().enumerate() {
+        if is_fake[k] {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        // One point per distinct score, so ties are not split arbitrarily.
+        if i + 1 == order.len() || p_fake[order[i + 1]] != p_fake[k] {
+            curve.push((ratio(fp, negatives), ratio(tp, positives), p_fake[k]));
+        }
+    }
+    curve
+}
+
+/// Area under the ROC curve (trapezoids; ties count half). 0.5 when a class is missing.
+pub fn auc(p_fake: &[f32], is_fake: &[bool]) -> f64 {
+    let positives = is_fake.iter().filter(|&&f| f).count();
+    if positives == 0 || positives == is_fake.len() {
+        return 0.5;
+    }
+    roc(p_fake, is_fake).windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum()
+}
+
+/// The threshold that maximises Youden's J (true positive rate − false positive rate) on the
+/// given (validation) predictions; 0.5 when a class is missing.
+pub fn youden_threshold(p_fake: &[f32], is_fake: &[bool]) -> f32 {
+    let curve = roc(p_fake, is_fake);
+    curve
+        .iter()
+        .filter(|(_, _, t)| t.is_finite())
+        .max_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)))
+        .map_or(0.5, |&(_, _, t)| t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confusion_and_scores_by_hand() {
+        let p = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1];
+        let y = [true, true, true, false, false, false];
+        let m = Metrics::new(&p, &y, 0.5);
+        assert_eq!(
+            m.confusion,
+            Confusion { true_real: 2, false_fake: 1, false_real: 1, true_fake: 2 }
+        );
+        assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
+        assert!((m.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.real.precision - 2.0 / 3.0).abs() < 1e-12);
+        // Pairs (fake, real) ranked right: 8 of 9.
+        assert!((m.auc - 8.0 / 9.0).abs() < 1e-12, "{}", m.auc);
+    }
+
+    #[test]
+    fn auc_extremes_and_ties() {
+        assert_eq!(auc(&[0.9, 0.8, 0.1], &[true, true, false]), 1.0);
+        assert_eq!(auc(&[0.1, 0.2, 0.9], &[true, true, false]), 0.0);
+        assert_eq!(auc(&[0.5, 0.5], &[true, false]), 0.5);
+        assert_eq!(auc(&[0.3, 0.4], &[true, true]), 0.5);
+    }
+
+    #[test]
+    fn youden_picks_the_separating_threshold() {
+        let p = [0.95, 0.7, 0.65, 0.4, 0.3, 0.1];
+        let y = [true, true, true, false, false, false];
+        assert_eq!(youden_threshold(&p, &y), 0.65);
+    }
+}

@@ -1,0 +1,214 @@
+//! MobileNetV3-Small (Howard et al., "Searching for MobileNetV3", 2019) with a one-logit head
+//! scoring FAKE, in burn. Layer table and squeeze-excite widths as in torchvision's
+//! `mobilenet_v3_small`, so its ImageNet checkpoint can be mapped onto it later.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{hard_sigmoid, hard_swish, relu};
+
+/// The activation after a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    None,
+    Relu,
+    HardSwish,
+}
+
+impl Act {
+    fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Act::None => x,
+            Act::Relu => relu(x),
+            Act::HardSwish => hard_swish(x),
+        }
+    }
+}
+
+/// One bottleneck row of the table: kernel, expanded channels, output channels, squeeze-excite,
+/// activation, stride.
+pub struct Bneck {
+    pub kernel: usize,
+    pub expand: usize,
+    pub out: usize,
+    pub se: bool,
+    pub act: Act,
+    pub stride: usize,
+}
+
+const fn row(kernel: usize, expand: usize, out: usize, se: bool, hs: bool, stride: usize) -> Bneck {
+    Bneck { kernel, expand, out, se, act: if hs { Act::HardSwish } else { Act::Relu }, stride }
+}
+
+/// torchvision's `mobilenet_v3_small` table (width multiplier 1).
+pub const BNECKS: [Bneck; 11] = [
+    row(3, 16, 16, true, false, 2),
+    row(3, 72, 24, false, false, 2),
+    row(3, 88, 24, false, false, 1),
+    row(5, 96, 40, true, true, 2),
+    row(5, 240, 40, true, true, 1),
+    row(5, 240, 40, true, true, 1),
+    row(5, 120, 48, true, true, 1),
+    row(5, 144, 48, true, true, 1),
+    row(5, 288, 96, true, true, 2),
+    row(5, 576, 96, true, true, 1),
+    row(5, 576, 96, true, true, 1),
+];
+pub const STEM: usize = 16;
+pub const LAST_CONV: usize = 576;
+pub const HIDDEN: usize = 1024;
+
+/// Squeeze channels: a quarter of the expansion, rounded to a multiple of 8 as torchvision does.
+pub fn squeeze_channels(c: usize) -> usize {
+    let v = ((c / 4 + 4) / 8 * 8).max(8);
+    if (v as f64) < 0.9 * (c / 4) as f64 {
+        v + 8
+    } else {
+        v
+    }
+}
+
+/// Convolution (no bias), batch norm, activation.
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+    #[module(skip)]
+    pub act: Act,
+}
+
+impl ConvBn {
+    fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        act: Act,
+        device: &Device,
+    ) -> Self {
+        let p = k / 2;
+        let conv = Conv2dConfig::new([cin, cout], [k, k])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_groups(groups)
+            .with_bias(false)
+            // He initialisation keeps the activations' variance near 1 through the depth, so the
+            // batch norms' initial running statistics (0, 1) already fit: with burn's default
+            // (PyTorch's Kaiming-uniform with gain 1/√3) the signal shrinks at every layer and a
+            // briefly trained model predicts one constant in validation mode.
+            .with_initializer(Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false })
+            .init(device);
+        ConvBn { conv, bn: BatchNormConfig::new(cout).init(device), act }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.act.apply(self.bn.forward(self.conv.forward(x)))
+    }
+}
+
+/// Squeeze-excite: channel weights from the global average, through two 1×1 convolutions.
+#[derive(Module, Debug)]
+pub struct SqueezeExcite {
+    pub reduce: Conv2d,
+    pub expand: Conv2d,
+}
+
+impl SqueezeExcite {
+    fn new(c: usize, device: &Device) -> Self {
+        let s = squeeze_channels(c);
+        SqueezeExcite {
+            reduce: Conv2dConfig::new([c, s], [1, 1]).init(device),
+            expand: Conv2dConfig::new([s, c], [1, 1]).init(device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let scale = x.clone().mean_dim(3).mean_dim(2);
+        let scale = relu(self.reduce.forward(scale));
+        // torchvision's hard sigmoid: relu6(x + 3) / 6.
+        let scale = hard_sigmoid(self.expand.forward(scale), 1.0 / 6.0, 0.5);
+        x * scale
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub expand: Option<ConvBn>,
+    pub depthwise: ConvBn,
+    pub se: Option<SqueezeExcite>,
+    pub project: ConvBn,
+    #[module(skip)]
+    pub residual: bool,
+}
+
+impl Block {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut y = x.clone();
+        if let Some(expand) = &self.expand {
+            y = expand.forward(y);
+        }
+        y = self.depthwise.forward(y);
+        if let Some(se) = &self.se {
+            y = se.forward(y);
+        }
+        y = self.project.forward(y);
+        if self.residual {
+            y + x
+        } else {
+            y
+        }
+    }
+}
+
+/// MobileNetV3-Small with one output logit (FAKE).
+#[derive(Module, Debug)]
+pub struct MobileNetV3 {
+    pub stem: ConvBn,
+    pub blocks: Vec<Block>,
+    pub last: ConvBn,
+    pub hidden: Linear,
+    pub head: Linear,
+}
+
+impl MobileNetV3 {
+    pub fn new(device: &Device) -> Self {
+        let stem = ConvBn::new(3, STEM, 3, 2, 1, Act::HardSwish, device);
+        let mut cin = STEM;
+        let mut blocks = vec![];
+        for b in &BNECKS {
+            blocks.push(Block {
+                expand: (b.expand != cin)
+                    .then(|| ConvBn::new(cin, b.expand, 1, 1, 1, b.act, device)),
+                depthwise: ConvBn::new(
+                    b.expand, b.expand, b.kernel, b.stride, b.expand, b.act, device,
+                ),
+                se: b.se.then(|| SqueezeExcite::new(b.expand, device)),
+                project: ConvBn::new(b.expand, b.out, 1, 1, 1, Act::None, device),
+                residual: b.stride == 1 && cin == b.out,
+            });
+            cin = b.out;
+        }
+        MobileNetV3 {
+            stem,
+            blocks,
+            last: ConvBn::new(cin, LAST_CONV, 1, 1, 1, Act::HardSwish, device),
+            hidden: LinearConfig::new(LAST_CONV, HIDDEN).init(device),
+            head: LinearConfig::new(HIDDEN, 1).init(device),
+        }
+    }
+
+    /// Logits of FAKE, `[batch]`, for NCHW images normalised as the model's metadata says.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+        let mut x = self.stem.forward(x);
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let x = self.last.forward(x);
+        let [n, c, _, _] = x.dims();
+        let x = x.mean_dim(3).mean_dim(2).reshape([n, c]);
+        let x = hard_swish(self.hidden.forward(x));
+        let [n, _] = x.dims();
+        self.head.forward(x).reshape([n])
+    }
+}

@@ -1,0 +1,250 @@
+//! One training run, start to finish: data, face crops, split, training, reports, export, and the
+//! check that the exported models give burn's probabilities.
+
+use crate::dataset::{self, Sample};
+use crate::export;
+use crate::faces::{CropSettings, Cropped, Cropper, NoFace};
+use crate::metrics::{youden_threshold, Metrics};
+use crate::report;
+use crate::sbi::self_blend;
+use crate::train::{self, Item, TrainConfig};
+use anyhow::{bail, ensure, Context, Result};
+use edge::classify::{sidecar_path, Classifier, Label, ModelMeta, OutputKind};
+use edge::{Detector, DetectorConfig};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// ImageNet statistics, which torchvision's pretrained MobileNets expect.
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// Largest |p(FAKE) difference| allowed between burn and each exported model.
+pub const PARITY_TOLERANCE: f32 = 1e-4;
+
+/// Everything a run depends on; saved as `config.json` so the run can be repeated.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub data: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub detector: PathBuf,
+    pub cache: PathBuf,
+    pub no_face: NoFace,
+    pub margin: f32,
+    pub min_score: f32,
+    pub val_fraction: f64,
+    pub train: TrainConfig,
+}
+
+/// What a run produced.
+pub struct RunSummary {
+    pub metrics: Metrics,
+    pub best_epoch: usize,
+    pub onnx: PathBuf,
+    pub tflite: PathBuf,
+    pub parity: Parity,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Parity {
+    pub onnx_max_abs_diff: f32,
+    pub tflite_max_abs_diff: f32,
+    pub images: usize,
+}
+
+#[derive(Serialize)]
+struct SplitEntry<'a> {
+    file: &'a Path,
+    label: Label,
+    subset: &'static str,
+    faces: usize,
+}
+
+/// Runs everything; `log` receives the progress lines.
+pub fn run(cfg: &RunConfig, mut log: impl FnMut(&str)) -> Result<RunSummary> {
+    std::fs::create_dir_all(&cfg.out)
+        .with_context(|| format!("cannot create {}", cfg.out.display()))?;
+    std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
+
+    let data = dataset::scan(&cfg.data)?;
+    for (i, root) in cfg.data.iter().enumerate() {
+        log(&format!(
+            "{}: {} real, {} fake",
+            root.display(),
+            data.count(i, Label::Real),
+            data.count(i, Label::Fake)
+        ));
+    }
+    if !data.duplicates.is_empty() {
+        log(&format!("{} exact duplicates left out", data.duplicates.len()));
+    }
+    for (path, why) in &data.unreadable {
+        log(&format!("skipped {}: {why}", path.display()));
+    }
+
+    let detector_bytes = std::fs::read(&cfg.detector)
+        .with_context(|| format!("face detector {}", cfg.detector.display()))?;
+    let detector_config = DetectorConfig { min_score: cfg.min_score, ..DetectorConfig::default() };
+    let detector = Detector::load(&cfg.detector, detector_config)?;
+    let settings = CropSettings {
+        detector: dataset::hex(&Sha256::digest(&detector_bytes)),
+        min_score: cfg.min_score,
+        margin: cfg.margin,
+        size: cfg.train.input_size,
+        no_face: cfg.no_face,
+    };
+    let cropper = Cropper { detector: &detector, settings, cache: cfg.cache.clone() };
+    let mut cropped: Vec<(&Sample, Item)> = vec![];
+    let (mut no_face, mut failed) = (0, 0);
+    for sample in &data.samples {
+        match cropper.crop(sample) {
+            Ok(Cropped::Faces(faces)) => cropped.extend(faces.into_iter().map(|face| {
+                (
+                    sample,
+                    Item {
+                        image: face.image,
+                        keypoints: face.keypoints,
+                        fake: sample.label == Label::Fake,
+                    },
+                )
+            })),
+            Ok(Cropped::NoFace) => {
+                no_face += 1;
+                log(&format!(
+                    "no face in {}: skipped (--no-face centre uses the centre)",
+                    sample.path.display()
+                ));
+            }
+            Err(e) => {
+                failed += 1;
+                log(&format!("skipped {}: {e:#}", sample.path.display()));
+            }
+        }
+    }
+    log(&format!("{} face crops ({no_face} without a face, {failed} unreadable)", cropped.len()));
+
+    let (train_items, mut val_items, split) = split(cropped, cfg.val_fraction, cfg.train.seed);
+    std::fs::write(cfg.out.join("split.json"), serde_json::to_string_pretty(&split)?)?;
+    let real_train = train_items.iter().filter(|i| !i.fake).count();
+    let fake_train = train_items.len() - real_train;
+    if fake_train == 0 && !cfg.train.sbi {
+        bail!("no fake faces to train on: add fake photos or pass --sbi to make them from the real ones");
+    }
+    if real_train == 0 {
+        bail!("no real faces to train on");
+    }
+    if cfg.train.sbi {
+        // Fixed self-blended fakes of the validation reals, so every epoch is scored on the same set.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.train.seed ^ 0x5b1);
+        let blended: Vec<Item> = val_items
+            .iter()
+            .filter(|i| !i.fake)
+            .map(|i| Item {
+                image: self_blend(&i.image, i.keypoints.as_ref(), &mut rng),
+                keypoints: None,
+                fake: true,
+            })
+            .collect();
+        val_items.extend(blended);
+    }
+    log(&format!(
+        "train: {real_train} real, {fake_train} fake{}; validation: {} real, {} fake",
+        if cfg.train.sbi { " (+ one self-blended fake per real face each epoch)" } else { "" },
+        val_items.iter().filter(|i| !i.fake).count(),
+        val_items.iter().filter(|i| i.fake).count()
+    ));
+
+    let mut meta = ModelMeta {
+        labels: [Label::Real, Label::Fake],
+        mean: MEAN,
+        std: STD,
+        output: OutputKind::Probability,
+        threshold: 0.5,
+    };
+    let epochs = cfg.train.epochs;
+    let trained = train::train(&train_items, &val_items, &cfg.train, &meta, |s| {
+        log(&format!(
+            "epoch {}/{epochs}: loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} auc {:.3} | {:.1} img/s",
+            s.epoch, s.train_loss, s.train_accuracy, s.val_loss, s.val_accuracy, s.val_auc, s.images_per_second
+        ))
+    })?;
+    let val_fake: Vec<bool> = val_items.iter().map(|i| i.fake).collect();
+    meta.threshold = youden_threshold(&trained.val_p_fake, &val_fake);
+    let metrics = Metrics::new(&trained.val_p_fake, &val_fake, meta.threshold);
+
+    let onnx_bytes = export::onnx::write(&trained.model, cfg.train.input_size, &meta)?;
+    let onnx = cfg.out.join("model.onnx");
+    std::fs::write(&onnx, &onnx_bytes)?;
+    let tflite = cfg.out.join("model.tflite");
+    std::fs::write(&tflite, export::tflite::write(&onnx_bytes)?)?;
+    std::fs::write(sidecar_path(&onnx), serde_json::to_string_pretty(&meta)?)?;
+    let parity = check_parity(&onnx, &tflite, &val_items, &trained.val_p_fake)?;
+    log(&format!(
+        "exported {} and {}: largest |p(FAKE) difference| to burn {:.2e} (ONNX), {:.2e} (TFLite) on {} images",
+        onnx.display(),
+        tflite.display(),
+        parity.onnx_max_abs_diff,
+        parity.tflite_max_abs_diff,
+        parity.images
+    ));
+    report::write(&cfg.out, &trained, &metrics, &parity, &val_fake)?;
+    Ok(RunSummary { metrics, best_epoch: trained.best_epoch, onnx, tflite, parity })
+}
+
+/// Stratified, deterministic split by photo (the faces of one photo stay together): per class,
+/// photos ordered by content hash, shuffled by the seed, the first `fraction` of them (at least
+/// one when the class has two or more photos) to validation.
+fn split<'a>(
+    cropped: Vec<(&'a Sample, Item)>,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Item>, Vec<Item>, Vec<SplitEntry<'a>>) {
+    let mut photos: std::collections::BTreeMap<&str, (&Sample, Vec<Item>)> = Default::default();
+    for (sample, item) in cropped {
+        photos.entry(sample.hash.as_str()).or_insert_with(|| (sample, vec![])).1.push(item);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut train, mut val, mut entries) = (vec![], vec![], vec![]);
+    for label in [Label::Real, Label::Fake] {
+        let mut class: Vec<&(&Sample, Vec<Item>)> =
+            photos.values().filter(|(s, _)| s.label == label).collect();
+        class.shuffle(&mut rng);
+        let n_val = if class.len() >= 2 {
+            ((class.len() as f64 * fraction).round() as usize).max(1)
+        } else {
+            0
+        };
+        for (k, (sample, items)) in class.into_iter().enumerate() {
+            let subset = if k < n_val { "validation" } else { "train" };
+            entries.push(SplitEntry { file: &sample.path, label, subset, faces: items.len() });
+            if k < n_val {
+                val.extend(items.iter().cloned())
+            } else {
+                train.extend(items.iter().cloned())
+            }
+        }
+    }
+    (train, val, entries)
+}
+
+/// Loads both exported files through `edge` and compares their p(FAKE) with burn's.
+fn check_parity(onnx: &Path, tflite: &Path, items: &[Item], burn_p: &[f32]) -> Result<Parity> {
+    let mut parity =
+        Parity { onnx_max_abs_diff: 0.0, tflite_max_abs_diff: 0.0, images: items.len() };
+    for (path, worst) in
+        [(onnx, &mut parity.onnx_max_abs_diff), (tflite, &mut parity.tflite_max_abs_diff)]
+    {
+        let classifier = Classifier::load(path)?;
+        for (item, &expected) in items.iter().zip(burn_p) {
+            let p = classifier.p_fake(&item.image)?;
+            *worst = worst.max((p - expected).abs());
+        }
+        ensure!(
+            *worst <= PARITY_TOLERANCE,
+            "{} gives p(FAKE) up to {worst:.2e} away from burn's (allowed {PARITY_TOLERANCE:.0e})",
+            path.display()
+        );
+    }
+    Ok(parity)
+}

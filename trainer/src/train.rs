@@ -1,0 +1,187 @@
+//! The training loop: Adam on binary cross-entropy, seeded shuffling, augmentation and
+//! self-blended fakes made afresh every epoch, validation after each epoch, and the epoch with the
+//! best validation ROC AUC kept.
+
+use crate::augment::augment;
+use crate::metrics;
+use crate::model::MobileNetV3;
+use crate::sbi::self_blend;
+use anyhow::{anyhow, ensure, Result};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use edge::classify::{normalise, ModelMeta};
+use image::RgbImage;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+type Keypoints = [[f32; 2]; edge::detect::KEYPOINTS];
+
+/// A face crop with its label.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub image: RgbImage,
+    pub keypoints: Option<Keypoints>,
+    pub fake: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub input_size: u32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Add one self-blended fake per real face per epoch.
+    pub sbi: bool,
+    pub augment: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub val_auc: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+pub struct Trained {
+    /// The best epoch's model, in validation mode.
+    pub model: MobileNetV3,
+    pub history: Vec<EpochStats>,
+    pub best_epoch: usize,
+    /// The best model's p(FAKE) on the validation items.
+    pub val_p_fake: Vec<f32>,
+}
+
+/// Binary cross-entropy on logits, averaged: softplus(z) − y·z, written to stay finite.
+fn bce_with_logits(z: Tensor<1>, y: Tensor<1>) -> Tensor<1> {
+    let softplus = z.clone().clamp_min(0.0) + z.clone().abs().neg().exp().add_scalar(1.0).log();
+    (softplus - z * y).mean()
+}
+
+fn to_vec(t: Tensor<1>) -> Result<Vec<f32>> {
+    t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
+}
+
+/// The NCHW input batch for face crops, normalised as the exported model will be fed.
+pub fn batch(images: &[RgbImage], meta: &ModelMeta, device: &Device) -> Tensor<4> {
+    let s = images.first().map_or(0, |i| i.width() as usize);
+    let mut data = Vec::with_capacity(images.len() * 3 * s * s);
+    for img in images {
+        normalise(img, meta, true, &mut data);
+    }
+    Tensor::from_data(TensorData::new(data, [images.len(), 3, s, s]), device)
+}
+
+/// p(FAKE) of each image, in batches, with the model in validation mode.
+pub fn predict(
+    model: &MobileNetV3,
+    images: &[RgbImage],
+    meta: &ModelMeta,
+    batch_size: usize,
+) -> Result<Vec<f32>> {
+    let device = Device::flex();
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(batch_size.max(1)) {
+        let logits = model.forward(batch(chunk, meta, &device));
+        out.extend(to_vec(burn::tensor::activation::sigmoid(logits))?);
+    }
+    Ok(out)
+}
+
+fn labels(fake: &[bool], device: &Device) -> Tensor<1> {
+    let y: Vec<f32> = fake.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
+    Tensor::from_data(TensorData::new(y, [fake.len()]), device)
+}
+
+/// Trains on `train`, validating on `val` (which must hold both classes).
+pub fn train(
+    train: &[Item],
+    val: &[Item],
+    cfg: &TrainConfig,
+    meta: &ModelMeta,
+    mut progress: impl FnMut(&EpochStats),
+) -> Result<Trained> {
+    ensure!(!train.is_empty(), "no training images");
+    ensure!(
+        val.iter().any(|i| i.fake) && val.iter().any(|i| !i.fake),
+        "validation needs both classes"
+    );
+    let plain = Device::flex();
+    plain.seed(cfg.seed);
+    let device = plain.clone().autodiff();
+    let mut model = MobileNetV3::new(&device);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    let val_images: Vec<RgbImage> = val.iter().map(|i| i.image.clone()).collect();
+    let val_fake: Vec<bool> = val.iter().map(|i| i.fake).collect();
+
+    // Each epoch: every item once, plus (with SBI) a fresh self-blended fake of every real face.
+    let mut slots: Vec<(usize, bool)> = (0..train.len()).map(|i| (i, false)).collect();
+    if cfg.sbi {
+        slots.extend((0..train.len()).filter(|&i| !train[i].fake).map(|i| (i, true)));
+    }
+    let mut history: Vec<EpochStats> = vec![];
+    // (validation AUC, epoch, model, validation p(FAKE)) of the best epoch so far.
+    let mut best: Option<(f64, usize, MobileNetV3, Vec<f32>)> = None;
+    for epoch in 1..=cfg.epochs {
+        let start = Instant::now();
+        slots.shuffle(&mut rng);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for chunk in slots.chunks(cfg.batch_size.max(1)) {
+            let mut images = Vec::with_capacity(chunk.len());
+            let mut fake = Vec::with_capacity(chunk.len());
+            for &(i, blended) in chunk {
+                let item = &train[i];
+                let face = if blended {
+                    self_blend(&item.image, item.keypoints.as_ref(), &mut rng)
+                } else {
+                    item.image.clone()
+                };
+                images.push(if cfg.augment { augment(&face, &mut rng) } else { face });
+                fake.push(item.fake || blended);
+            }
+            let logits = model.forward(batch(&images, meta, &device));
+            let loss = bce_with_logits(logits.clone(), labels(&fake, &device));
+            let z = to_vec(logits.clone().detach())?;
+            correct += z.iter().zip(&fake).filter(|(z, f)| (**z >= 0.0) == **f).count();
+            loss_sum += to_vec(loss.clone().detach())?[0] as f64 * chunk.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(cfg.lr, model, grads);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let eval = model.valid();
+        let p = predict(&eval, &val_images, meta, cfg.batch_size)?;
+        let val_loss = p
+            .iter()
+            .zip(&val_fake)
+            .map(|(&p, &f)| -((if f { p } else { 1.0 - p }).clamp(1e-7, 1.0) as f64).ln())
+            .sum::<f64>()
+            / p.len() as f64;
+        let m = metrics::Metrics::new(&p, &val_fake, 0.5);
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / slots.len() as f64,
+            train_accuracy: correct as f64 / slots.len() as f64,
+            val_loss,
+            val_accuracy: m.accuracy,
+            val_auc: m.auc,
+            seconds,
+            images_per_second: slots.len() as f64 / seconds,
+        };
+        progress(&stats);
+        if best.as_ref().is_none_or(|(auc, ..)| m.auc > *auc) {
+            best = Some((m.auc, epoch, eval, p));
+        }
+        history.push(stats);
+    }
+    let (_, best_epoch, model, val_p_fake) = best.ok_or_else(|| anyhow!("no epoch was run"))?;
+    Ok(Trained { model, history, best_epoch, val_p_fake })
+}

@@ -25,6 +25,10 @@ struct Cli {
     /// Add self-blended fakes made from the real faces (enough to train with real photos only).
     #[arg(long)]
     sbi: bool,
+    /// Colour and brightness change of self-blended fakes: 1 is the published range, larger
+    /// makes them easier to tell.
+    #[arg(long, default_value_t = 1.0)]
+    sbi_strength: f32,
     #[arg(long, default_value_t = 15)]
     epochs: usize,
     #[arg(long, default_value_t = 16)]
@@ -96,6 +100,7 @@ fn train(cli: Cli) -> Result<()> {
             lr: cli.lr,
             seed: cli.seed,
             sbi: cli.sbi,
+            sbi_strength: cli.sbi_strength,
             augment: !cli.no_augment,
         },
     };

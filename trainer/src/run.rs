@@ -141,7 +141,7 @@ pub fn run(cfg: &RunConfig, mut log: impl FnMut(&str)) -> Result<RunSummary> {
             .iter()
             .filter(|i| !i.fake)
             .map(|i| Item {
-                image: self_blend(&i.image, i.keypoints.as_ref(), &mut rng),
+                image: self_blend(&i.image, i.keypoints.as_ref(), cfg.train.sbi_strength, &mut rng),
                 keypoints: None,
                 fake: true,
             })

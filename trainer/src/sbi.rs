@@ -12,10 +12,16 @@ type Keypoints = [[f32; 2]; edge::detect::KEYPOINTS];
 
 /// Makes one self-blended fake from a face crop. `keypoints` (in crop pixels: right eye, left eye,
 /// nose, mouth, right ear, left ear) place the mask; without them the face is taken to be centred,
-/// as `edge::crop` leaves it.
-pub fn self_blend(face: &RgbImage, keypoints: Option<&Keypoints>, rng: &mut impl Rng) -> RgbImage {
+/// as `edge::crop` leaves it. `strength` scales the colour and brightness change of the blended
+/// copy: 1 is the paper's subtle range; larger values make fakes that are easier to see.
+pub fn self_blend(
+    face: &RgbImage,
+    keypoints: Option<&Keypoints>,
+    strength: f32,
+    rng: &mut impl Rng,
+) -> RgbImage {
     let mask = face_mask(face.width(), face.height(), keypoints, rng);
-    let source = altered_copy(face, rng);
+    let source = altered_copy(face, strength, rng);
     // The paper draws the blend ratio from {0.25, 0.5, 0.75, 1, 1, 1}.
     let ratio = [0.25f32, 0.5, 0.75, 1.0, 1.0, 1.0][rng.random_range(0..6)];
     let mut out = face.clone();
@@ -66,10 +72,10 @@ pub fn face_mask(w: u32, h: u32, keypoints: Option<&Keypoints>, rng: &mut impl R
 }
 
 /// The face with its colour, contrast and sharpness changed and shifted and scaled a little.
-fn altered_copy(face: &RgbImage, rng: &mut impl Rng) -> RgbImage {
-    let contrast = rng.random_range(0.85..1.15f32);
-    let brightness = rng.random_range(-20.0..20.0f32);
-    let tint: [f32; 3] = std::array::from_fn(|_| rng.random_range(-15.0..15.0f32));
+fn altered_copy(face: &RgbImage, strength: f32, rng: &mut impl Rng) -> RgbImage {
+    let contrast = 1.0 + rng.random_range(-0.15..0.15f32) * strength;
+    let brightness = rng.random_range(-20.0..20.0f32) * strength;
+    let tint: [f32; 3] = std::array::from_fn(|_| rng.random_range(-15.0..15.0f32) * strength);
     let mut out = RgbImage::from_fn(face.width(), face.height(), |x, y| {
         let p = face.get_pixel(x, y);
         Rgb(std::array::from_fn(|c| {
@@ -124,7 +130,7 @@ mod tests {
     fn blend_changes_the_face_and_not_the_corners() {
         let face = textured(128);
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let fake = self_blend(&face, None, &mut rng);
+        let fake = self_blend(&face, None, 1.0, &mut rng);
         let diff = |x0: u32, y0: u32, n: u32| -> f32 {
             let mut sum = 0u32;
             for y in y0..y0 + n {
@@ -144,9 +150,9 @@ mod tests {
     #[test]
     fn same_seed_same_fake() {
         let face = textured(64);
-        let a = self_blend(&face, None, &mut rand::rngs::StdRng::seed_from_u64(3));
-        let b = self_blend(&face, None, &mut rand::rngs::StdRng::seed_from_u64(3));
-        let c = self_blend(&face, None, &mut rand::rngs::StdRng::seed_from_u64(4));
+        let a = self_blend(&face, None, 1.0, &mut rand::rngs::StdRng::seed_from_u64(3));
+        let b = self_blend(&face, None, 1.0, &mut rand::rngs::StdRng::seed_from_u64(3));
+        let c = self_blend(&face, None, 1.0, &mut rand::rngs::StdRng::seed_from_u64(4));
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

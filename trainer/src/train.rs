@@ -36,6 +36,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Add one self-blended fake per real face per epoch.
     pub sbi: bool,
+    /// Colour and brightness change of the self-blended fakes (1: the paper's range).
+    pub sbi_strength: f32,
     pub augment: bool,
 }
 
@@ -129,8 +131,8 @@ pub fn train(
         slots.extend((0..train.len()).filter(|&i| !train[i].fake).map(|i| (i, true)));
     }
     let mut history: Vec<EpochStats> = vec![];
-    // (validation AUC, epoch, model, validation p(FAKE)) of the best epoch so far.
-    let mut best: Option<(f64, usize, MobileNetV3, Vec<f32>)> = None;
+    // (validation AUC, validation loss, epoch, model, validation p(FAKE)) of the best epoch so far.
+    let mut best: Option<(f64, f64, usize, MobileNetV3, Vec<f32>)> = None;
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
         slots.shuffle(&mut rng);
@@ -141,7 +143,7 @@ pub fn train(
             for &(i, blended) in chunk {
                 let item = &train[i];
                 let face = if blended {
-                    self_blend(&item.image, item.keypoints.as_ref(), &mut rng)
+                    self_blend(&item.image, item.keypoints.as_ref(), cfg.sbi_strength, &mut rng)
                 } else {
                     item.image.clone()
                 };
@@ -177,11 +179,15 @@ pub fn train(
             images_per_second: slots.len() as f64 / seconds,
         };
         progress(&stats);
-        if best.as_ref().is_none_or(|(auc, ..)| m.auc > *auc) {
-            best = Some((m.auc, epoch, eval, p));
+        // Best AUC; among equal AUCs, the lower validation loss.
+        if best
+            .as_ref()
+            .is_none_or(|(auc, loss, ..)| m.auc > *auc || (m.auc == *auc && val_loss < *loss))
+        {
+            best = Some((m.auc, val_loss, epoch, eval, p));
         }
         history.push(stats);
     }
-    let (_, best_epoch, model, val_p_fake) = best.ok_or_else(|| anyhow!("no epoch was run"))?;
+    let (_, _, best_epoch, model, val_p_fake) = best.ok_or_else(|| anyhow!("no epoch was run"))?;
     Ok(Trained { model, history, best_epoch, val_p_fake })
 }

@@ -1,0 +1,143 @@
+//! A tiny training run of the real `trainer` binary on real photos (real faces only, fakes made by
+//! self-blending), whose exported models the real `edge` binary then loads and runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn photo(name: &str) -> PathBuf {
+    let path = root().join("edge/tests/data").join(name);
+    assert!(path.is_file(), "{} is missing: run models/fetch first", path.display());
+    path
+}
+
+#[test]
+fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
+    let tmp = std::env::temp_dir().join(format!("trainer-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let real = tmp.join("data/real");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    for name in ["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"] {
+        std::fs::copy(photo(name), real.join(name)).expect("copy");
+    }
+    let png = std::fs::read(photo("lenna.png")).expect("read");
+    std::fs::write(real.join("truncated.png"), &png[..png.len() / 4]).expect("write");
+    std::fs::write(real.join("notes.png"), b"not a picture").expect("write");
+    // A face-less photo among the reals is reported, not trained on.
+    std::fs::copy(photo("coffee.png"), real.join("coffee.png")).expect("copy");
+
+    let run = tmp.join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .env("EDGE_MODELS", root().join("models"))
+        // A high learning rate, so that in three epochs the outputs move well away from 0.5 and the
+        // parity checks compare real differences between images.
+        .args([
+            "--sbi",
+            "--input-size",
+            "64",
+            "--epochs",
+            "3",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "4",
+            "--val-fraction",
+            "0.4",
+        ])
+        .arg("--data")
+        .arg(tmp.join("data"))
+        .arg("--out")
+        .arg(&run)
+        .arg("--cache")
+        .arg(tmp.join("cache"))
+        .output()
+        .expect("trainer runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "trainer failed:\n{stderr}");
+    for bad in ["truncated.png", "notes.png"] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with("skipped") && l.contains(bad)),
+            "{bad} not listed:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.lines().any(|l| l.starts_with("no face in") && l.contains("coffee.png")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("5 face crops"), "{stderr}");
+
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("metrics.json")).expect("metrics.json"),
+    )
+    .expect("JSON");
+    for key in ["accuracy", "precision", "recall", "f1", "auc", "threshold", "confusion"] {
+        assert!(metrics.get(key).is_some(), "metrics.json lacks {key}: {metrics}");
+    }
+    for png in ["loss.png", "accuracy.png", "roc.png", "confusion.png"] {
+        let img = image::open(run.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(img.width() > 100 && img.height() > 100);
+    }
+    for file in
+        ["config.json", "split.json", "history.json", "confusion.txt", "report.md", "model.json"]
+    {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report");
+    assert!(report.contains("largest |p(FAKE) − burn's|"), "{report}");
+
+    // The second run finds every crop in the cache: no detection, same crops, same split.
+    let rerun = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .env("EDGE_MODELS", root().join("models"))
+        .args([
+            "--sbi",
+            "--input-size",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--val-fraction",
+            "0.4",
+        ])
+        .arg("--data")
+        .arg(tmp.join("data"))
+        .arg("--out")
+        .arg(tmp.join("run2"))
+        .arg("--cache")
+        .arg(tmp.join("cache"))
+        .output()
+        .expect("trainer runs");
+    assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
+    let split = |dir: &Path| std::fs::read_to_string(dir.join("split.json")).expect("split");
+    assert_eq!(split(&run), split(&tmp.join("run2")), "same seed, same split");
+
+    // Both exports run in the real edge binary, with the same probabilities.
+    let edge = Path::new(env!("CARGO_BIN_EXE_trainer")).with_file_name("edge");
+    assert!(edge.is_file(), "{} not built: run `cargo test --workspace`", edge.display());
+    let mut p_fake = vec![];
+    for model in ["model.onnx", "model.tflite"] {
+        let out = Command::new(&edge)
+            .env("EDGE_MODELS", root().join("models"))
+            .arg("--json")
+            .arg("--model")
+            .arg(run.join(model))
+            .arg("--file")
+            .arg(photo("astronaut.png"))
+            .output()
+            .expect("edge runs");
+        assert!(
+            out.status.success(),
+            "edge with {model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON line");
+        let face = &line["faces"][0];
+        assert!(face["label"] == "REAL" || face["label"] == "FAKE", "{line}");
+        p_fake.push(face["p_fake"].as_f64().expect("p_fake"));
+    }
+    assert!((p_fake[0] - p_fake[1]).abs() < 1e-4, "ONNX {} vs TFLite {}", p_fake[0], p_fake[1]);
+    assert!((p_fake[0] - 0.5).abs() > 1e-3, "the trained model still answers 0.5: {p_fake:?}");
+}

@@ -13,7 +13,8 @@ type Keypoints = [[f32; 2]; edge::detect::KEYPOINTS];
 /// Makes one self-blended fake from a face crop. `keypoints` (in crop pixels: right eye, left eye,
 /// nose, mouth, right ear, left ear) place the mask; without them the face is taken to be centred,
 /// as `edge::crop` leaves it. `strength` scales the colour and brightness change of the blended
-/// copy: 1 is the paper's subtle range; larger values make fakes that are easier to see.
+/// copy and the blend ratio: 1 is the paper's subtle range; larger values make fakes that are
+/// easier to see.
 pub fn self_blend(
     face: &RgbImage,
     keypoints: Option<&Keypoints>,
@@ -22,8 +23,9 @@ pub fn self_blend(
 ) -> RgbImage {
     let mask = face_mask(face.width(), face.height(), keypoints, rng);
     let source = altered_copy(face, strength, rng);
-    // The paper draws the blend ratio from {0.25, 0.5, 0.75, 1, 1, 1}.
-    let ratio = [0.25f32, 0.5, 0.75, 1.0, 1.0, 1.0][rng.random_range(0..6)];
+    // The paper draws the blend ratio from {0.25, 0.5, 0.75, 1, 1, 1}; stronger fakes blend more.
+    let ratio =
+        ([0.25f32, 0.5, 0.75, 1.0, 1.0, 1.0][rng.random_range(0..6)] * strength.max(1.0)).min(1.0);
     let mut out = face.clone();
     for (x, y, px) in out.enumerate_pixels_mut() {
         let m = mask.get_pixel(x, y)[0] as f32 / 255.0 * ratio;

@@ -7,7 +7,7 @@ use crate::metrics;
 use crate::model::MobileNetV3;
 use crate::sbi::self_blend;
 use anyhow::{anyhow, ensure, Result};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use edge::classify::{normalise, ModelMeta};
@@ -103,6 +103,26 @@ fn labels(fake: &[bool], device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(y, [fake.len()]), device)
 }
 
+/// One optimisation step on a batch of face crops: the updated model, the batch's mean loss, and
+/// how many of its images the model (before the update) classified right.
+pub fn step(
+    model: MobileNetV3,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    images: &[RgbImage],
+    fake: &[bool],
+    meta: &ModelMeta,
+    device: &Device,
+) -> Result<(MobileNetV3, f64, usize)> {
+    let logits = model.forward(batch(images, meta, device));
+    let loss = bce_with_logits(logits.clone(), labels(fake, device));
+    let z = to_vec(logits.detach())?;
+    let correct = z.iter().zip(fake).filter(|(z, f)| (**z >= 0.0) == **f).count();
+    let loss_value = to_vec(loss.clone().detach())?[0] as f64;
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    Ok((optim.step(lr, model, grads), loss_value, correct))
+}
+
 /// Trains on `train`, validating on `val` (which must hold both classes).
 pub fn train(
     train: &[Item],
@@ -150,13 +170,11 @@ pub fn train(
                 images.push(if cfg.augment { augment(&face, &mut rng) } else { face });
                 fake.push(item.fake || blended);
             }
-            let logits = model.forward(batch(&images, meta, &device));
-            let loss = bce_with_logits(logits.clone(), labels(&fake, &device));
-            let z = to_vec(logits.clone().detach())?;
-            correct += z.iter().zip(&fake).filter(|(z, f)| (**z >= 0.0) == **f).count();
-            loss_sum += to_vec(loss.clone().detach())?[0] as f64 * chunk.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(cfg.lr, model, grads);
+            let (updated, loss, right) =
+                step(model, &mut optim, cfg.lr, &images, &fake, meta, &device)?;
+            model = updated;
+            loss_sum += loss * chunk.len() as f64;
+            correct += right;
         }
         let seconds = start.elapsed().as_secs_f64();
         let eval = model.valid();

@@ -1,0 +1,79 @@
+//! `cargo bench -p trainer`: training throughput of MobileNetV3-Small on burn's Flex CPU backend —
+//! images per second through full optimisation steps (forward, backward, Adam) at 224 and 128
+//! pixels with batch 16, then the peak memory of steps at 224 with batch 32. Inputs are random
+//! face-sized images; the cost does not depend on their content.
+
+use burn::optim::AdamConfig;
+use burn::prelude::*;
+use edge::classify::{Label, ModelMeta, OutputKind};
+use image::RgbImage;
+use std::time::Instant;
+use trainer::model::MobileNetV3;
+use trainer::run::{MEAN, STD};
+use trainer::train::step;
+
+fn images(n: usize, size: u32, seed: u32) -> Vec<RgbImage> {
+    (0..n as u32)
+        .map(|k| {
+            RgbImage::from_fn(size, size, |x, y| {
+                let v =
+                    (x.wrapping_mul(31) ^ y.wrapping_mul(17) ^ (k + seed).wrapping_mul(101)) as u8;
+                image::Rgb([v, v.wrapping_add(40), v.wrapping_mul(3)])
+            })
+        })
+        .collect()
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Median images/s over `steps` timed steps, after one warm-up step.
+fn throughput(size: u32, batch: usize, steps: usize) -> anyhow::Result<f64> {
+    let meta = ModelMeta {
+        labels: [Label::Real, Label::Fake],
+        mean: MEAN,
+        std: STD,
+        output: OutputKind::Probability,
+        threshold: 0.5,
+    };
+    let device = Device::flex().autodiff();
+    let mut model = MobileNetV3::new(&device);
+    let mut optim = AdamConfig::new().init();
+    let fake: Vec<bool> = (0..batch).map(|i| i % 2 == 1).collect();
+    let mut rates = vec![];
+    for i in 0..=steps {
+        let batch_images = images(batch, size, i as u32);
+        let t = Instant::now();
+        model = step(model, &mut optim, 1e-4, &batch_images, &fake, &meta, &device)?.0;
+        if i > 0 {
+            rates.push(batch as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
+}
+
+fn main() -> anyhow::Result<()> {
+    let steps: usize =
+        std::env::var("TRAINER_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    println!("| input | batch | images/s (median of {steps} steps) |\n| ---: | ---: | ---: |");
+    for (size, batch) in [(224, 16), (128, 16)] {
+        println!("| {size} | {batch} | {:.1} |", throughput(size, batch, steps)?);
+    }
+    let rss_before = peak_rss_mib();
+    let rate = throughput(224, 32, steps.min(4))?;
+    println!("| 224 | 32 | {rate:.1} |");
+    if let (Some(before), Some(after)) = (rss_before, peak_rss_mib()) {
+        println!("\npeak RSS {after:.0} MiB after the batch-32 steps at 224 ({before:.0} MiB before them)");
+    }
+    Ok(())
+}

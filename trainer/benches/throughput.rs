@@ -8,7 +8,7 @@ use burn::prelude::*;
 use edge::classify::{Label, ModelMeta, OutputKind};
 use image::RgbImage;
 use std::time::Instant;
-use trainer::model::MobileNetV3;
+use trainer::model::{Backbone, Net};
 use trainer::run::{MEAN, STD};
 use trainer::train::step;
 
@@ -46,7 +46,7 @@ fn throughput(size: u32, batch: usize, steps: usize) -> anyhow::Result<f64> {
         threshold: 0.5,
     };
     let device = Device::flex().autodiff();
-    let mut model = MobileNetV3::new(&device);
+    let mut model = Net::new(Backbone::MobilenetV3Small, &device);
     let mut optim = AdamConfig::new().init();
     let fake: Vec<bool> = (0..batch).map(|i| i % 2 == 1).collect();
     let mut rates = vec![];

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod export;
 pub mod faces;
 pub mod metrics;
+pub mod mobilenet_v2;
 pub mod model;
 pub mod plot;
 pub mod report;

@@ -5,6 +5,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use trainer::faces::NoFace;
+use trainer::model::Backbone;
 use trainer::run::{run, RunConfig};
 use trainer::train::TrainConfig;
 
@@ -22,6 +23,13 @@ struct Cli {
     /// Run folder: models, reports, configuration, split.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// The network to train.
+    #[arg(long, value_enum, default_value_t = Backbone::MobilenetV3Small)]
+    backbone: Backbone,
+    /// Start from torchvision ImageNet weights (.pth; MobileNetV2's `mobilenet_v2-b0353104.pth`,
+    /// fetched into models/ by models/fetch).
+    #[arg(long, value_name = "FILE")]
+    pretrained: Option<PathBuf>,
     /// Add self-blended fakes made from the real faces (enough to train with real photos only).
     #[arg(long)]
     sbi: bool,
@@ -95,6 +103,8 @@ fn train(cli: Cli) -> Result<()> {
         val_fraction: cli.val_fraction,
         train: TrainConfig {
             input_size: cli.input_size,
+            backbone: cli.backbone,
+            pretrained: cli.pretrained,
             epochs: cli.epochs,
             batch_size: cli.batch_size,
             lr: cli.lr,

@@ -1,17 +1,19 @@
-//! MobileNetV3-Small (Howard et al., "Searching for MobileNetV3", 2019) with a one-logit head
-//! scoring FAKE, in burn. Layer table and squeeze-excite widths as in torchvision's
-//! `mobilenet_v3_small`, so its ImageNet checkpoint can be mapped onto it later.
+//! The classifier networks, in burn: MobileNetV3-Small (Howard et al., "Searching for
+//! MobileNetV3", 2019; the default, the original project's backbone) and MobileNetV2
+//! (`mobilenet_v2.rs`), each with a one-logit head scoring FAKE. Layer tables as in torchvision,
+//! so its ImageNet checkpoints map onto them.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{hard_sigmoid, hard_swish, relu};
+use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, relu6};
 
 /// The activation after a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Act {
     None,
     Relu,
+    Relu6,
     HardSwish,
 }
 
@@ -20,6 +22,7 @@ impl Act {
         match self {
             Act::None => x,
             Act::Relu => relu(x),
+            Act::Relu6 => relu6(x),
             Act::HardSwish => hard_swish(x),
         }
     }
@@ -78,7 +81,7 @@ pub struct ConvBn {
 }
 
 impl ConvBn {
-    fn new(
+    pub fn new(
         cin: usize,
         cout: usize,
         k: usize,
@@ -104,6 +107,44 @@ impl ConvBn {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.act.apply(self.bn.forward(self.conv.forward(x)))
+    }
+}
+
+/// The backbones the trainer can train.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backbone {
+    MobilenetV3Small,
+    MobilenetV2,
+}
+
+/// A classifier network of either backbone.
+#[derive(Module, Debug)]
+pub enum Net {
+    V3(MobileNetV3),
+    V2(crate::mobilenet_v2::MobileNetV2),
+}
+
+impl Net {
+    pub fn new(backbone: Backbone, device: &Device) -> Net {
+        match backbone {
+            Backbone::MobilenetV3Small => Net::V3(MobileNetV3::new(device)),
+            Backbone::MobilenetV2 => Net::V2(crate::mobilenet_v2::MobileNetV2::new(1, device)),
+        }
+    }
+
+    /// Logits of FAKE, `[batch]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+        match self {
+            Net::V3(m) => m.forward(x),
+            Net::V2(m) => {
+                let logits = m.forward(x);
+                let [n, _] = logits.dims();
+                logits.reshape([n])
+            }
+        }
     }
 }
 

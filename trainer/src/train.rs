@@ -4,7 +4,7 @@
 
 use crate::augment::augment;
 use crate::metrics;
-use crate::model::MobileNetV3;
+use crate::model::{Backbone, Net};
 use crate::sbi::self_blend;
 use anyhow::{anyhow, ensure, Result};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -15,6 +15,7 @@ use image::RgbImage;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
 use std::time::Instant;
 
 type Keypoints = [[f32; 2]; edge::detect::KEYPOINTS];
@@ -34,6 +35,9 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub seed: u64,
+    pub backbone: Backbone,
+    /// torchvision ImageNet checkpoint to start from (MobileNetV2 only, for now).
+    pub pretrained: Option<std::path::PathBuf>,
     /// Add one self-blended fake per real face per epoch.
     pub sbi: bool,
     /// Colour and brightness change of the self-blended fakes (1: the paper's range).
@@ -55,11 +59,27 @@ pub struct EpochStats {
 
 pub struct Trained {
     /// The best epoch's model, in validation mode.
-    pub model: MobileNetV3,
+    pub model: Net,
     pub history: Vec<EpochStats>,
     pub best_epoch: usize,
     /// The best model's p(FAKE) on the validation items.
     pub val_p_fake: Vec<f32>,
+}
+
+/// A fresh network of the configured backbone, with the pretrained weights when given.
+pub fn initial_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
+    let model = Net::new(cfg.backbone, device);
+    match (&cfg.pretrained, model) {
+        (None, model) => Ok(model),
+        (Some(path), Net::V2(m)) => {
+            Ok(Net::V2(crate::mobilenet_v2::load_torchvision(m, path, device)?))
+        }
+        (Some(path), Net::V3(_)) => anyhow::bail!(
+            "{}: loading MobileNetV3 checkpoints is not supported yet; use --backbone mobilenet-v2 \
+             with torchvision's mobilenet_v2 weights",
+            path.display()
+        ),
+    }
 }
 
 /// Binary cross-entropy on logits, averaged: softplus(z) − y·z, written to stay finite.
@@ -84,7 +104,7 @@ pub fn batch(images: &[RgbImage], meta: &ModelMeta, device: &Device) -> Tensor<4
 
 /// p(FAKE) of each image, in batches, with the model in validation mode.
 pub fn predict(
-    model: &MobileNetV3,
+    model: &Net,
     images: &[RgbImage],
     meta: &ModelMeta,
     batch_size: usize,
@@ -106,14 +126,14 @@ fn labels(fake: &[bool], device: &Device) -> Tensor<1> {
 /// One optimisation step on a batch of face crops: the updated model, the batch's mean loss, and
 /// how many of its images the model (before the update) classified right.
 pub fn step(
-    model: MobileNetV3,
+    model: Net,
     optim: &mut ModuleOptimizer,
     lr: f64,
     images: &[RgbImage],
     fake: &[bool],
     meta: &ModelMeta,
     device: &Device,
-) -> Result<(MobileNetV3, f64, usize)> {
+) -> Result<(Net, f64, usize)> {
     let logits = model.forward(batch(images, meta, device));
     let loss = bce_with_logits(logits.clone(), labels(fake, device));
     let z = to_vec(logits.detach())?;
@@ -139,9 +159,11 @@ pub fn train(
     let plain = Device::flex();
     plain.seed(cfg.seed);
     let device = plain.clone().autodiff();
-    let mut model = MobileNetV3::new(&device);
+    let mut model = initial_model(cfg, &device)?;
     let mut optim = AdamConfig::new().init();
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    // A batch counter, redrawn in place, where a person watches; logs get the epoch lines only.
+    let show_batches = std::io::stderr().is_terminal();
     let val_images: Vec<RgbImage> = val.iter().map(|i| i.image.clone()).collect();
     let val_fake: Vec<bool> = val.iter().map(|i| i.fake).collect();
 
@@ -152,12 +174,16 @@ pub fn train(
     }
     let mut history: Vec<EpochStats> = vec![];
     // (validation AUC, validation loss, epoch, model, validation p(FAKE)) of the best epoch so far.
-    let mut best: Option<(f64, f64, usize, MobileNetV3, Vec<f32>)> = None;
+    let mut best: Option<(f64, f64, usize, Net, Vec<f32>)> = None;
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
         slots.shuffle(&mut rng);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for chunk in slots.chunks(cfg.batch_size.max(1)) {
+        let batches = slots.len().div_ceil(cfg.batch_size.max(1));
+        for (b, chunk) in slots.chunks(cfg.batch_size.max(1)).enumerate() {
+            if show_batches {
+                eprint!("\repoch {epoch}/{}: batch {}/{batches}", cfg.epochs, b + 1);
+            }
             let mut images = Vec::with_capacity(chunk.len());
             let mut fake = Vec::with_capacity(chunk.len());
             for &(i, blended) in chunk {
@@ -175,6 +201,9 @@ pub fn train(
             model = updated;
             loss_sum += loss * chunk.len() as f64;
             correct += right;
+        }
+        if show_batches {
+            eprint!("\r\x1b[2K");
         }
         let seconds = start.elapsed().as_secs_f64();
         let eval = model.valid();

@@ -3,7 +3,8 @@
 //! HardSigmoid, Mul, Add, GlobalAveragePool, Gemm, Sigmoid), a symbolic batch dimension `N`, and
 //! the model metadata in `metadata_props` under `edge::classify::META_KEY`.
 
-use crate::model::{ConvBn, MobileNetV3};
+use crate::mobilenet_v2::MobileNetV2;
+use crate::model::{ConvBn, MobileNetV3, Net};
 use anyhow::{anyhow, Result};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -54,6 +55,10 @@ impl Graph {
     fn name(&mut self, what: &str) -> String {
         self.count += 1;
         format!("{what}_{}", self.count)
+    }
+
+    fn scalar(&mut self, v: f32) -> String {
+        self.init(&[], vec![v])
     }
 
     fn init(&mut self, dims: &[usize], data: Vec<f32>) -> String {
@@ -119,6 +124,10 @@ impl Graph {
         Ok(match layer.act {
             crate::model::Act::None => y,
             crate::model::Act::Relu => self.op("Relu", &[&y], vec![]),
+            crate::model::Act::Relu6 => {
+                let (lo, hi) = (self.scalar(0.0), self.scalar(6.0));
+                self.op("Clip", &[&y, &lo, &hi], vec![])
+            }
             crate::model::Act::HardSwish => self.op("HardSwish", &[&y], vec![]),
         })
     }
@@ -166,8 +175,35 @@ fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
 }
 
 /// The serialised ONNX model: input `image` N×3×S×S, output `p_fake` N×1 (a probability).
-pub fn write(model: &MobileNetV3, input_size: u32, meta: &ModelMeta) -> Result<Vec<u8>> {
+pub fn write(model: &Net, input_size: u32, meta: &ModelMeta) -> Result<Vec<u8>> {
     let mut g = Graph { nodes: vec![], inits: vec![], count: 0 };
+    let logit = match model {
+        Net::V3(m) => v3(&mut g, m)?,
+        Net::V2(m) => v2(&mut g, m)?,
+    };
+    finish(g, logit, input_size, meta)
+}
+
+fn v2(g: &mut Graph, model: &MobileNetV2) -> Result<String> {
+    let mut x = g.conv_bn("image", &model.stem)?;
+    for block in &model.blocks {
+        let input = x.clone();
+        if let Some(expand) = &block.expand {
+            x = g.conv_bn(&x, expand)?;
+        }
+        x = g.conv_bn(&x, &block.depthwise)?;
+        x = g.conv_bn(&x, &block.project)?;
+        if block.residual {
+            x = g.op("Add", &[&x, &input], vec![]);
+        }
+    }
+    x = g.conv_bn(&x, &model.last)?;
+    x = g.op("GlobalAveragePool", &[&x], vec![]);
+    x = g.op("Flatten", &[&x], vec![]);
+    g.gemm(&x, &model.head)
+}
+
+fn v3(g: &mut Graph, model: &MobileNetV3) -> Result<String> {
     let mut x = g.conv_bn("image", &model.stem)?;
     for block in &model.blocks {
         let input = x.clone();
@@ -197,8 +233,10 @@ pub fn write(model: &MobileNetV3, input_size: u32, meta: &ModelMeta) -> Result<V
     x = g.op("Flatten", &[&x], vec![]);
     x = g.gemm(&x, &model.hidden)?;
     x = g.op("HardSwish", &[&x], vec![]);
-    x = g.gemm(&x, &model.head)?;
-    let logit = x;
+    g.gemm(&x, &model.head)
+}
+
+fn finish(mut g: Graph, logit: String, input_size: u32, meta: &ModelMeta) -> Result<Vec<u8>> {
     g.nodes.push(pb::NodeProto {
         op_type: "Sigmoid".into(),
         name: "p_fake".into(),

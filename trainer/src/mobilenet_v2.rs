@@ -1,0 +1,187 @@
+//! MobileNetV2 (Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", 2018),
+//! torchvision's layout, and the loader of torchvision's ImageNet checkpoint
+//! (`mobilenet_v2-b0353104.pth`, the one pretrained start reachable from a package registry).
+
+use crate::model::{Act, ConvBn};
+use anyhow::{bail, ensure, Context, Result};
+use burn::module::{Param, RunningState};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::store::pytorch::PytorchReader;
+use burn::tensor::TensorData;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// (expansion t, output channels c, repeats n, first stride s), torchvision's table.
+const SETTINGS: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+const STEM: usize = 32;
+pub const FEATURES: usize = 1280;
+
+#[derive(Module, Debug)]
+pub struct InvertedResidual {
+    pub expand: Option<ConvBn>,
+    pub depthwise: ConvBn,
+    pub project: ConvBn,
+    #[module(skip)]
+    pub residual: bool,
+}
+
+impl InvertedResidual {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut y = x.clone();
+        if let Some(expand) = &self.expand {
+            y = expand.forward(y);
+        }
+        y = self.project.forward(self.depthwise.forward(y));
+        if self.residual {
+            y + x
+        } else {
+            y
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct MobileNetV2 {
+    pub stem: ConvBn,
+    pub blocks: Vec<InvertedResidual>,
+    pub last: ConvBn,
+    /// `classes` logits (1 for REAL/FAKE; 1000 to check the ImageNet weights).
+    pub head: Linear,
+}
+
+impl MobileNetV2 {
+    pub fn new(classes: usize, device: &Device) -> Self {
+        let mut blocks = vec![];
+        let mut cin = STEM;
+        for (t, c, n, s) in SETTINGS {
+            for i in 0..n {
+                let stride = if i == 0 { s } else { 1 };
+                let hidden = cin * t;
+                blocks.push(InvertedResidual {
+                    expand: (t != 1).then(|| ConvBn::new(cin, hidden, 1, 1, 1, Act::Relu6, device)),
+                    depthwise: ConvBn::new(hidden, hidden, 3, stride, hidden, Act::Relu6, device),
+                    project: ConvBn::new(hidden, c, 1, 1, 1, Act::None, device),
+                    residual: stride == 1 && cin == c,
+                });
+                cin = c;
+            }
+        }
+        MobileNetV2 {
+            stem: ConvBn::new(3, STEM, 3, 2, 1, Act::Relu6, device),
+            blocks,
+            last: ConvBn::new(cin, FEATURES, 1, 1, 1, Act::Relu6, device),
+            head: LinearConfig::new(FEATURES, classes).init(device),
+        }
+    }
+
+    /// `[batch, classes]` logits for NCHW images.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = self.stem.forward(x);
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let x = self.last.forward(x);
+        let [n, c, _, _] = x.dims();
+        self.head.forward(x.mean_dim(3).mean_dim(2).reshape([n, c]))
+    }
+}
+
+/// The tensors of a torchvision checkpoint, taken by name.
+struct Checkpoint {
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl Checkpoint {
+    fn open(path: &Path) -> Result<Checkpoint> {
+        let reader = PytorchReader::new(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut tensors = HashMap::new();
+        for (name, t) in reader.tensors() {
+            let bytes = t.read().with_context(|| format!("tensor {name}"))?;
+            if t.byte_len() != t.num_elements() * 4 {
+                continue; // not f32 (num_batches_tracked counters)
+            }
+            let values = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            tensors.insert(name.clone(), (t.shape().to_vec(), values));
+        }
+        Ok(Checkpoint { tensors })
+    }
+
+    fn take<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Result<Tensor<D>> {
+        let Some((got, values)) = self.tensors.remove(name) else {
+            bail!("checkpoint has no tensor {name}")
+        };
+        ensure!(got == shape, "{name} has shape {got:?}, the model needs {shape:?}");
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    /// torchvision's `Conv2dNormActivation` at `prefix`: `<prefix>.0` conv, `<prefix>.1` batch norm.
+    fn conv_bn(&mut self, layer: ConvBn, conv: &str, bn: &str, device: &Device) -> Result<ConvBn> {
+        let mut layer = layer;
+        layer.conv.weight = Param::from_tensor(self.take(
+            &format!("{conv}.weight"),
+            layer.conv.weight.dims(),
+            device,
+        )?);
+        let c = layer.bn.gamma.dims();
+        layer.bn.gamma = Param::from_tensor(self.take(&format!("{bn}.weight"), c, device)?);
+        layer.bn.beta = Param::from_tensor(self.take(&format!("{bn}.bias"), c, device)?);
+        layer.bn.running_mean =
+            RunningState::new(self.take(&format!("{bn}.running_mean"), c, device)?);
+        layer.bn.running_var =
+            RunningState::new(self.take(&format!("{bn}.running_var"), c, device)?);
+        Ok(layer)
+    }
+}
+
+/// Loads torchvision's ImageNet weights into `model`. The head is loaded too when it has the
+/// checkpoint's 1000 classes; otherwise it keeps its fresh initialisation.
+pub fn load_torchvision(model: MobileNetV2, path: &Path, device: &Device) -> Result<MobileNetV2> {
+    let mut ck =
+        Checkpoint::open(path).with_context(|| format!("checkpoint {}", path.display()))?;
+    let mut m = model;
+    m.stem = ck.conv_bn(m.stem, "features.0.0", "features.0.1", device)?;
+    let mut blocks = vec![];
+    for (i, mut b) in m.blocks.into_iter().enumerate() {
+        let f = format!("features.{}.conv", i + 1);
+        // With expansion: 0 expand, 1 depthwise, 2 project conv, 3 its batch norm;
+        // without (the first block): 0 depthwise, 1 project conv, 2 its batch norm.
+        let at = if let Some(expand) = b.expand.take() {
+            b.expand =
+                Some(ck.conv_bn(expand, &format!("{f}.0.0"), &format!("{f}.0.1"), device)?);
+            1
+        } else {
+            0
+        };
+        b.depthwise =
+            ck.conv_bn(b.depthwise, &format!("{f}.{at}.0"), &format!("{f}.{at}.1"), device)?;
+        b.project =
+            ck.conv_bn(b.project, &format!("{f}.{}", at + 1), &format!("{f}.{}", at + 2), device)?;
+        blocks.push(b);
+    }
+    m.blocks = blocks;
+    m.last = ck.conv_bn(m.last, "features.18.0", "features.18.1", device)?;
+    if m.head.weight.dims() == [FEATURES, 1000] {
+        // torchvision stores Linear weights as [out, in]; burn as [in, out].
+        let w = ck.take("classifier.1.weight", [1000, FEATURES], device)?.transpose();
+        m.head.weight = Param::from_tensor(w);
+        m.head.bias = Some(Param::from_tensor(ck.take("classifier.1.bias", [1000], device)?));
+    }
+    Ok(m)
+}

@@ -230,6 +230,29 @@ fn annotated_copy_decodes_and_differs_only_around_the_faces() {
 }
 
 #[test]
+fn the_default_model_classifies_every_face_with_its_own_threshold() {
+    // models/classifier.onnx, trained by the trainer (models/classifier.md), used without --model.
+    let default = root().join("models/classifier.onnx");
+    let threshold = edge::Classifier::load(&default).expect("default model loads").meta.threshold;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+    cmd.env("EDGE_MODELS", root().join("models")).args([
+        "--json",
+        "--file",
+        path_str(&photo("t1.jpg")),
+    ]);
+    let out = cmd.output().expect("edge runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = &json_lines(&out)[0];
+    let faces = line["faces"].as_array().expect("faces");
+    assert_eq!(faces.len(), 6);
+    for face in faces {
+        let p = face["p_fake"].as_f64().expect("p_fake") as f32;
+        assert!((0.0..=1.0).contains(&p));
+        assert_eq!(face["label"], if p >= threshold { "FAKE" } else { "REAL" }, "{face}");
+    }
+}
+
+#[test]
 fn detect_only_writes_crops_without_a_classifier() {
     let s = Scratch::new("detect-only");
     let crops = s.dir.join("crops");

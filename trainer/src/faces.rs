@@ -56,6 +56,8 @@ pub struct Cropper<'a> {
     pub detector: &'a Detector,
     pub settings: CropSettings,
     pub cache: PathBuf,
+    /// How many samples were served from the cache so far.
+    pub cache_hits: std::cell::Cell<usize>,
 }
 
 /// The outcome for one sample.
@@ -85,6 +87,7 @@ impl Cropper<'_> {
     pub fn crop(&self, sample: &Sample) -> Result<Cropped> {
         let stem = self.stem(sample);
         if let Some(faces) = self.cached(&stem) {
+            self.cache_hits.set(self.cache_hits.get() + 1);
             return Ok(if faces.is_empty() { Cropped::NoFace } else { Cropped::Faces(faces) });
         }
         let img = decode::open(&sample.path)?;

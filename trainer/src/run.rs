@@ -94,7 +94,12 @@ pub fn run(cfg: &RunConfig, mut log: impl FnMut(&str)) -> Result<RunSummary> {
         size: cfg.train.input_size,
         no_face: cfg.no_face,
     };
-    let cropper = Cropper { detector: &detector, settings, cache: cfg.cache.clone() };
+    let cropper = Cropper {
+        detector: &detector,
+        settings,
+        cache: cfg.cache.clone(),
+        cache_hits: Default::default(),
+    };
     let mut cropped: Vec<(&Sample, Item)> = vec![];
     let (mut no_face, mut failed) = (0, 0);
     for sample in &data.samples {
@@ -122,7 +127,11 @@ pub fn run(cfg: &RunConfig, mut log: impl FnMut(&str)) -> Result<RunSummary> {
             }
         }
     }
-    log(&format!("{} face crops ({no_face} without a face, {failed} unreadable)", cropped.len()));
+    log(&format!(
+        "{} face crops ({no_face} photos without a face, {failed} unreadable; {} photos from the crop cache)",
+        cropped.len(),
+        cropper.cache_hits.get()
+    ));
 
     let (train_items, mut val_items, split) = split(cropped, cfg.val_fraction, cfg.train.seed);
     std::fs::write(cfg.out.join("split.json"), serde_json::to_string_pretty(&split)?)?;

@@ -14,6 +14,23 @@ fn photo(name: &str) -> PathBuf {
     path
 }
 
+/// Runs the trainer on `<tmp>/data` (self-blended fakes, 64 px, batch 4, 40 % validation) with
+/// the crop cache in `<tmp>/cache`.
+fn trainer(tmp: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .env("EDGE_MODELS", root().join("models"))
+        .args(["--sbi", "--input-size", "64", "--batch-size", "4", "--val-fraction", "0.4"])
+        .args(extra)
+        .arg("--data")
+        .arg(tmp.join("data"))
+        .arg("--out")
+        .arg(out)
+        .arg("--cache")
+        .arg(tmp.join("cache"))
+        .output()
+        .expect("trainer runs")
+}
+
 #[test]
 fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
     let tmp = std::env::temp_dir().join(format!("trainer-e2e-{}", std::process::id()));
@@ -30,31 +47,9 @@ fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
     std::fs::copy(photo("coffee.png"), real.join("coffee.png")).expect("copy");
 
     let run = tmp.join("run");
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .env("EDGE_MODELS", root().join("models"))
-        // A high learning rate, so that in three epochs the outputs move well away from 0.5 and the
-        // parity checks compare real differences between images.
-        .args([
-            "--sbi",
-            "--input-size",
-            "64",
-            "--epochs",
-            "3",
-            "--lr",
-            "3e-3",
-            "--batch-size",
-            "4",
-            "--val-fraction",
-            "0.4",
-        ])
-        .arg("--data")
-        .arg(tmp.join("data"))
-        .arg("--out")
-        .arg(&run)
-        .arg("--cache")
-        .arg(tmp.join("cache"))
-        .output()
-        .expect("trainer runs");
+    // A high learning rate, so that in three epochs the outputs move well away from 0.5 and the
+    // parity checks compare real differences between images.
+    let out = trainer(&tmp, &run, &["--epochs", "3", "--lr", "3e-3"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "trainer failed:\n{stderr}");
     for bad in ["truncated.png", "notes.png"] {
@@ -89,28 +84,13 @@ fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
     assert!(report.contains("largest |p(FAKE) − burn's|"), "{report}");
 
     // The second run finds every crop in the cache: no detection, same crops, same split.
-    let rerun = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .env("EDGE_MODELS", root().join("models"))
-        .args([
-            "--sbi",
-            "--input-size",
-            "64",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--val-fraction",
-            "0.4",
-        ])
-        .arg("--data")
-        .arg(tmp.join("data"))
-        .arg("--out")
-        .arg(tmp.join("run2"))
-        .arg("--cache")
-        .arg(tmp.join("cache"))
-        .output()
-        .expect("trainer runs");
-    assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
+    let rerun = trainer(&tmp, &tmp.join("run2"), &["--epochs", "1"]);
+    let rerun_log = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{rerun_log}");
+    // 5 photos with faces and coffee.png (no face) come from the cache; the 2 unreadable files are
+    // read again and fail again.
+    assert!(rerun_log.contains("6 photos from the crop cache"), "{rerun_log}");
+    assert!(stderr.contains("0 photos from the crop cache"), "{stderr}");
     let split = |dir: &Path| std::fs::read_to_string(dir.join("split.json")).expect("split");
     assert_eq!(split(&run), split(&tmp.join("run2")), "same seed, same split");
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use trainer::faces::NoFace;
 use trainer::model::Backbone;
 use trainer::run::{run, RunConfig};
-use trainer::train::TrainConfig;
+use trainer::train::{Backend, TrainConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,6 +23,9 @@ struct Cli {
     /// Run folder: models, reports, configuration, split.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// The CPU backend.
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
     /// The network to train.
     #[arg(long, value_enum, default_value_t = Backbone::MobilenetV3Small)]
     backbone: Backbone,
@@ -104,6 +107,7 @@ fn train(cli: Cli) -> Result<()> {
         train: TrainConfig {
             input_size: cli.input_size,
             backbone: cli.backbone,
+            backend: cli.backend,
             pretrained: cli.pretrained,
             epochs: cli.epochs,
             batch_size: cli.batch_size,

@@ -36,6 +36,8 @@ pub struct TrainConfig {
     pub lr: f64,
     pub seed: u64,
     pub backbone: Backbone,
+    #[serde(default)]
+    pub backend: Backend,
     /// torchvision ImageNet checkpoint to start from (MobileNetV2 only, for now).
     pub pretrained: Option<std::path::PathBuf>,
     /// Add one self-blended fake per real face per epoch.
@@ -102,14 +104,42 @@ pub fn batch(images: &[RgbImage], meta: &ModelMeta, device: &Device) -> Tensor<4
     Tensor::from_data(TensorData::new(data, [images.len(), 3, s, s]), device)
 }
 
-/// p(FAKE) of each image, in batches, with the model in validation mode.
+/// The CPU backends the trainer can run on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// burn's pure-Rust CPU backend (about 9× faster than NdArray here).
+    #[default]
+    Flex,
+    /// burn's NdArray backend (deprecated by burn; built with `--features ndarray`).
+    Ndarray,
+}
+
+impl Backend {
+    /// The device (without autodiff) of this backend.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            Backend::Flex => Ok(Device::flex()),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            Backend::Ndarray => Ok(Device::ndarray()),
+            #[cfg(not(feature = "ndarray"))]
+            Backend::Ndarray => anyhow::bail!(
+                "this trainer was built without NdArray: rebuild with `--features ndarray`"
+            ),
+        }
+    }
+}
+
+/// p(FAKE) of each image, in batches, with the model in validation mode on `device`.
 pub fn predict(
     model: &Net,
     images: &[RgbImage],
     meta: &ModelMeta,
     batch_size: usize,
+    device: &Device,
 ) -> Result<Vec<f32>> {
-    let device = Device::flex();
+    let device = device.clone();
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch_size.max(1)) {
         let logits = model.forward(batch(chunk, meta, &device));
@@ -156,7 +186,7 @@ pub fn train(
         val.iter().any(|i| i.fake) && val.iter().any(|i| !i.fake),
         "validation needs both classes"
     );
-    let plain = Device::flex();
+    let plain = cfg.backend.device()?;
     plain.seed(cfg.seed);
     let device = plain.clone().autodiff();
     let mut model = initial_model(cfg, &device)?;
@@ -207,7 +237,7 @@ pub fn train(
         }
         let seconds = start.elapsed().as_secs_f64();
         let eval = model.valid();
-        let p = predict(&eval, &val_images, meta, cfg.batch_size)?;
+        let p = predict(&eval, &val_images, meta, cfg.batch_size, &plain)?;
         let val_loss = p
             .iter()
             .zip(&val_fake)

@@ -12,9 +12,11 @@ pub mod cli;
 pub mod crop;
 pub mod decode;
 pub mod detect;
+pub mod events;
 pub mod model;
 pub mod nms;
 pub mod pipeline;
+pub mod source;
 pub mod tflite_fp16;
 
 pub use classify::{Classifier, Label};

@@ -1,5 +1,7 @@
 //! Command-line options shared by `edge` and `edge bench`, and what they resolve to.
 
+use crate::live::LiveConfig;
+use crate::track::TrackerConfig;
 use crate::{crop, Classifier, Detector, DetectorConfig, Pipeline};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -111,4 +113,59 @@ fn is_image_name(path: &Path) -> bool {
     path.extension()
         .map(|e| e.to_string_lossy().to_lowercase())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+}
+
+/// Options of the real-time loop (`edge --camera N`, `edge --dir DIR`).
+#[derive(Args, Debug, Clone)]
+pub struct LiveOptions {
+    /// A folder of images played as camera frames, in name order.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Frame rate of the folder source (a camera-like pace); without it, frames are read as
+    /// fast as the loop takes them.
+    #[arg(long, value_name = "FPS")]
+    pub fps: Option<f64>,
+    /// Play the folder again from the start when it ends.
+    #[arg(long = "loop")]
+    pub looping: bool,
+    /// Stop after this many processed frames.
+    #[arg(long, value_name = "N")]
+    pub max_frames: Option<u64>,
+    /// Run the face detector on every N-th frame and track the faces in between.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub detect_every: u64,
+    /// Weight of the newest p(FAKE) in each face's running average (1 = no smoothing).
+    #[arg(long, default_value_t = TrackerConfig::default().smoothing, value_name = "W")]
+    pub smoothing: f32,
+    /// How far the smoothed p(FAKE) must cross the threshold to change a face's label.
+    #[arg(long, default_value_t = TrackerConfig::default().hysteresis, value_name = "P")]
+    pub hysteresis: f32,
+    /// Frames without a detection after which a face has left.
+    #[arg(long, default_value_t = TrackerConfig::default().forget_after, value_name = "N")]
+    pub forget_after: u64,
+    /// Write the annotated frame into this folder whenever a face turns FAKE.
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
+    /// Print statistics every this many seconds (0: only at the end).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub stats_every: f64,
+}
+
+impl LiveOptions {
+    pub fn config(&self) -> Result<LiveConfig> {
+        anyhow::ensure!(self.detect_every >= 1, "--detect-every must be at least 1");
+        anyhow::ensure!(
+            self.smoothing > 0.0 && self.smoothing <= 1.0,
+            "--smoothing must be in (0, 1]"
+        );
+        Ok(LiveConfig {
+            detect_every: self.detect_every,
+            tracker: TrackerConfig {
+                smoothing: self.smoothing,
+                hysteresis: self.hysteresis,
+                forget_after: self.forget_after,
+                ..TrackerConfig::default()
+            },
+        })
+    }
 }

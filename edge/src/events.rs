@@ -45,3 +45,39 @@ pub struct Event {
 pub trait EventSink {
     fn send(&mut self, event: &Event) -> Result<()>;
 }
+
+/// Events as JSON lines on a writer (stdout for `--json`).
+pub struct JsonLines<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> EventSink for JsonLines<W> {
+    fn send(&mut self, event: &Event) -> Result<()> {
+        serde_json::to_writer(&mut self.0, event)?;
+        writeln!(self.0)?;
+        Ok(self.0.flush()?)
+    }
+}
+
+/// Events as one line of text each: `2026-11-25T04:05:06.789Z face 3 appeared: REAL p_fake 0.124 box (10, 20)–(110, 120)`.
+pub struct TextLines<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> EventSink for TextLines<W> {
+    fn send(&mut self, e: &Event) -> Result<()> {
+        let what = match e.event {
+            EventKind::Appeared => "appeared",
+            EventKind::LabelChanged => "changed",
+            EventKind::Left => "left",
+        };
+        let verdict = match (e.previous, e.label, e.p_fake) {
+            (Some(from), Some(to), Some(p)) => format!(" {from} → {to} p_fake {p:.3}"),
+            (None, Some(label), Some(p)) => format!(" {label} p_fake {p:.3}"),
+            _ => String::new(),
+        };
+        let [x0, y0, x1, y1] = e.bbox;
+        writeln!(
+            self.0,
+            "{} face {} {what}:{verdict} box ({x0:.0}, {y0:.0})–({x1:.0}, {y1:.0}) frame {}",
+            e.time, e.track, e.frame
+        )?;
+        Ok(self.0.flush()?)
+    }
+}

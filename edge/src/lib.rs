@@ -9,15 +9,18 @@ pub mod annotate;
 pub mod bench;
 pub mod classify;
 pub mod cli;
+pub mod config;
 pub mod crop;
 pub mod decode;
 pub mod detect;
 pub mod events;
+pub mod live;
 pub mod model;
 pub mod nms;
 pub mod pipeline;
 pub mod source;
 pub mod tflite_fp16;
+pub mod track;
 
 pub use classify::{Classifier, Label};
 pub use detect::{BBox, Detector, DetectorConfig, Face};

@@ -1,22 +1,35 @@
-//! `edge`: find the faces in images and classify each as REAL or FAKE.
+//! `edge`: find the faces in images, or in the frames of a camera or a folder, and classify each
+//! as REAL or FAKE.
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use edge::cli::{expand_inputs, ModelOptions};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use edge::cli::{expand_inputs, LiveOptions, ModelOptions};
+use edge::events::{EventSink, JsonLines, TextLines};
+use edge::live::{Live, Outputs};
+use edge::source::{Backoff, FolderSource, FrameSource, Newest, Opener, Reconnecting};
 use edge::{annotate, ImageReport};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(name = "edge", version, about = "Find faces in images and classify each as REAL or FAKE")]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(args_override_self = true)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["file", "dir"]))]
+#[command(
+    after_help = "Settings can also come from TOML files: --config FILE (repeatable; keys are \
+the long flag names, e.g. detector = \"short\"); flags on the command line override them."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Images or folders of images (searched recursively).
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    /// Images or folders of images (searched recursively), each analysed on its own.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
     file: Vec<PathBuf>,
     /// Write a copy of each image with its faces drawn into this folder.
     #[arg(long, value_name = "DIR")]
@@ -24,11 +37,13 @@ struct Cli {
     /// Write each face crop (as the classifier sees it) into this folder: <image>-face<N>.png.
     #[arg(long, value_name = "DIR")]
     crops: Option<PathBuf>,
-    /// One JSON object per input on stdout, instead of text.
+    /// One JSON object per input (per event, in the real-time loop) on stdout, instead of text.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     models: ModelOptions,
+    #[command(flatten)]
+    live: LiveOptions,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,11 +63,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("edge: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Some(Command::Bench { ref file, runs, json, ref models }) => {
             bench(models, file, runs, json)
         }
+        None if cli.live.dir.is_some() => live(&cli),
         None => run(&cli),
     };
     match result {
@@ -62,6 +84,61 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The command line with the settings of its `--config` files spliced in.
+fn parse() -> Result<Cli> {
+    let args = edge::config::expand(std::env::args_os().collect(), &Cli::command())?;
+    let matches = Cli::command().try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    Ok(Cli::from_arg_matches(&matches)?)
+}
+
+/// The real-time loop over a frame source until it ends or a signal stops it. Start-up failures
+/// (models, the source) are errors; a lost source is reopened with back-off.
+fn live(cli: &Cli) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let options = &cli.live;
+    let config = options.config()?;
+    let pipeline = cli.models.pipeline()?;
+    let mut opener: Opener = match &options.dir {
+        Some(dir) => {
+            let (dir, looping, fps) = (dir.clone(), options.looping, options.fps);
+            Box::new(move || Ok(Box::new(FolderSource::open(&dir, looping, fps)?) as Box<_>))
+        }
+        None => anyhow::bail!("no frame source: give --dir"),
+    };
+    let first = opener()?;
+    eprintln!("edge: reading {}", first.describe());
+    let reopening = Box::new(Reconnecting::new(first, opener, Backoff::default(), stop.clone()));
+    // A paced source (a camera) runs on its own thread and the loop takes the newest frame;
+    // an unpaced folder is read frame by frame, so every frame is processed.
+    let mut source: Box<dyn FrameSource> = if options.fps.is_some() {
+        Box::new(Newest::spawn(reopening, stop.clone())?)
+    } else {
+        reopening
+    };
+    if let Some(dir) = &options.snapshots {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create snapshot folder {}", dir.display()))?;
+    }
+    let sink: Box<dyn EventSink> = if cli.json {
+        Box::new(JsonLines(std::io::stdout()))
+    } else {
+        Box::new(TextLines(std::io::stdout()))
+    };
+    let mut outputs = Outputs {
+        sinks: vec![sink],
+        snapshots: options.snapshots.clone(),
+        on_stats: Some(Box::new(|report| eprintln!("edge: {report}"))),
+        stats_every: (options.stats_every > 0.0)
+            .then(|| Duration::from_secs_f64(options.stats_every)),
+        max_frames: options.max_frames,
+        ..Outputs::default()
+    };
+    let mut live = Live::new(pipeline, config);
+    let report = edge::live::run(&mut live, source.as_mut(), &stop, &mut outputs)?;
+    eprintln!("edge: done: {report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Start-up failures are returned as errors (exit 2); failures of single inputs are reported as

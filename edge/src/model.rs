@@ -5,9 +5,11 @@
 //! `catch_unwind`: a bad model is an error naming the file, never a crash.
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Once;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
@@ -105,11 +107,22 @@ pub fn plan(model: TypedModel, input_shape: &[usize]) -> Result<Plan> {
 
 /// Runs `f`, turning a panic inside it into an error.
 pub fn contain_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    thread_local!(static CONTAINING: Cell<bool> = const { Cell::new(false) });
     // The default hook would print a backtrace-style message for a panic that is handled here.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    // The hook is process-wide, so it is silenced for this thread only: a panic elsewhere (a
+    // failing test running beside a model load) is still reported.
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINING.get() {
+                default(info);
+            }
+        }));
+    });
+    let was = CONTAINING.replace(true);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(hook);
+    CONTAINING.set(was);
     match result {
         Ok(r) => r,
         Err(payload) => {

@@ -71,6 +71,13 @@ impl Pipeline {
         self.classifier.as_ref().map_or(DEFAULT_CROP_SIZE, Classifier::input_size)
     }
 
+    /// The decision threshold in use: `--threshold`, else the model's own; `None` without a
+    /// classifier.
+    pub fn threshold(&self) -> Option<f32> {
+        let classifier = self.classifier.as_ref()?;
+        Some(self.threshold.unwrap_or(classifier.meta.threshold))
+    }
+
     /// Detects, crops and classifies every face of a decoded image.
     pub fn analyse(&self, img: &RgbImage, timings: &mut Timings) -> Result<Vec<FaceReport>> {
         let t = Instant::now();

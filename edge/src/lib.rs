@@ -16,6 +16,7 @@ pub mod events;
 pub mod model;
 pub mod nms;
 pub mod pipeline;
+pub mod service;
 pub mod source;
 pub mod tflite_fp16;
 

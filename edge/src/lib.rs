@@ -18,6 +18,7 @@ pub mod live;
 pub mod model;
 pub mod nms;
 pub mod pipeline;
+pub mod service;
 pub mod source;
 pub mod tflite_fp16;
 pub mod track;

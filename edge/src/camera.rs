@@ -214,8 +214,14 @@ fn open_camera(index: u32) -> Result<Camera> {
         bail!("no such device; `edge --list-cameras` lists the cameras present");
     }
     let request = RequestedFormat::with_formats(RequestedFormatType::None, &DECODABLE);
-    Camera::with_backend(CameraIndex::Index(index), request, ApiBackend::Video4Linux)
-        .map_err(|e| anyhow!("{e}"))
+    Camera::with_backend(CameraIndex::Index(index), request, ApiBackend::Video4Linux).map_err(|e| {
+        let hint = if e.to_string().contains("Permission denied") {
+            " (the user must be in group video)"
+        } else {
+            ""
+        };
+        anyhow!("{e}{hint}")
+    })
 }
 
 fn camera_modes(camera: &mut Camera) -> Result<Vec<CameraMode>> {

@@ -643,6 +643,18 @@ mod tests {
     }
 
     #[test]
+    fn ioctl_structs_match_linux_fb_h() {
+        // sizeof / offsetof from a C program including <linux/fb.h>, built with gcc for x86_64
+        // and arm-linux-gnueabihf-gcc for armv7 (`unsigned long` is 4 bytes there).
+        let wide = std::mem::size_of::<libc::c_ulong>() == 8;
+        assert_eq!(std::mem::size_of::<FbVarScreeninfo>(), 160);
+        assert_eq!(std::mem::size_of::<FbFixScreeninfo>(), if wide { 80 } else { 68 });
+        assert_eq!(std::mem::offset_of!(FbFixScreeninfo, line_length), if wide { 48 } else { 44 });
+        assert_eq!(std::mem::offset_of!(FbFixScreeninfo, mmio_start), if wide { 56 } else { 48 });
+        assert_eq!(std::mem::offset_of!(FbVarScreeninfo, red), 32);
+    }
+
+    #[test]
     fn opening_a_non_framebuffer_names_it() {
         let fake = FakeFb::new(Geometry::packed(1, 1, 16, RGB565));
         for path in [Path::new("/dev/null"), fake.path.as_path()] {

@@ -202,12 +202,12 @@ fn row_stride(len: usize, min_row: usize, rows: usize, what: &str) -> Result<usi
     );
     // Equal rows filling the buffer exactly: the padded stride; otherwise assume no padding
     // (a buffer rounded up beyond the last row).
-    Ok(if len % rows == 0 && len / rows >= min_row { len / rows } else { min_row })
+    Ok(if len.is_multiple_of(rows) && len / rows >= min_row { len / rows } else { min_row })
 }
 
 /// YUYV (YUV 4:2:2, Y0 U Y1 V per pixel pair) to RGB, BT.601 limited range.
 pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32) -> Result<RgbImage> {
-    ensure!(width % 2 == 0, "YUYV frame with odd width {width}");
+    ensure!(width.is_multiple_of(2), "YUYV frame with odd width {width}");
     let (w, h) = (width as usize, height as usize);
     let stride = row_stride(data.len(), w * 2, h, "YUYV")?;
     let mut out = vec![0u8; w * h * 3];
@@ -223,7 +223,10 @@ pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32) -> Result<RgbImage> {
 
 /// NV12 (a Y plane, then interleaved U V at half width and half height) to RGB, BT.601 limited.
 pub fn nv12_to_rgb(data: &[u8], width: u32, height: u32) -> Result<RgbImage> {
-    ensure!(width % 2 == 0 && height % 2 == 0, "NV12 frame with odd size {width}×{height}");
+    ensure!(
+        width.is_multiple_of(2) && height.is_multiple_of(2),
+        "NV12 frame with odd size {width}×{height}"
+    );
     let (w, h) = (width as usize, height as usize);
     // Y rows and UV rows share one stride: h + h/2 rows in all.
     let stride = row_stride(data.len(), w, h + h / 2, "NV12")?;

@@ -7,12 +7,16 @@
 pub mod anchors;
 pub mod annotate;
 pub mod bench;
+#[cfg(feature = "camera")]
+pub mod camera;
 pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod crop;
 pub mod decode;
 pub mod detect;
+#[cfg(feature = "display")]
+pub mod display;
 pub mod events;
 pub mod live;
 pub mod model;

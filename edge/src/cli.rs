@@ -118,11 +118,26 @@ fn is_image_name(path: &Path) -> bool {
 /// Options of the real-time loop (`edge --camera N`, `edge --dir DIR`).
 #[derive(Args, Debug, Clone)]
 pub struct LiveOptions {
+    /// Camera index: V4L2 device /dev/videoN (`edge --list-cameras` lists them).
+    #[arg(long, value_name = "N")]
+    pub camera: Option<u32>,
+    /// Camera frame width (the camera's closest mode is used).
+    #[arg(long, default_value_t = 640, value_name = "PX")]
+    pub width: u32,
+    /// Camera frame height.
+    #[arg(long, default_value_t = 480, value_name = "PX")]
+    pub height: u32,
+    /// Camera pixel format [default: the camera's choice for the size and rate].
+    #[arg(long, value_parser = ["mjpeg", "yuyv", "nv12"], value_name = "FORMAT")]
+    pub pixel_format: Option<String>,
+    /// Show the annotated frames on a Linux framebuffer, e.g. /dev/fb0.
+    #[arg(long, value_name = "DEVICE")]
+    pub display: Option<PathBuf>,
     /// A folder of images played as camera frames, in name order.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Frame rate of the folder source (a camera-like pace); without it, frames are read as
-    /// fast as the loop takes them.
+    /// Camera frame rate [default: 30]; for a folder, a camera-like pace (without it, frames
+    /// are read as fast as the loop takes them).
     #[arg(long, value_name = "FPS")]
     pub fps: Option<f64>,
     /// Play the folder again from the start when it ends.

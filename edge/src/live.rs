@@ -317,6 +317,8 @@ pub struct Outputs<'a> {
     pub snapshots: Option<PathBuf>,
     /// Called with every processed frame (display, watchdog).
     pub on_frame: Option<FrameHook<'a>>,
+    /// Called while the source has no frame (at least every [`crate::source::IDLE`]).
+    pub on_idle: Option<Box<dyn FnMut() + 'a>>,
     /// Called with the statistics of the last interval every `stats_every`.
     pub on_stats: Option<StatsHook<'a>>,
     pub stats_every: Option<Duration>,
@@ -351,6 +353,12 @@ pub fn run(
             Err(SourceError::Lost(e)) => {
                 lost = Some(e);
                 break;
+            }
+            Err(SourceError::Idle) => {
+                if let Some(on_idle) = &mut outputs.on_idle {
+                    on_idle();
+                }
+                continue;
             }
         };
         last_seq = frame.seq;

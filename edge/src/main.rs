@@ -6,7 +6,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use edge::cli::{expand_inputs, LiveOptions, ModelOptions};
 use edge::events::{EventSink, JsonLines, TextLines};
 use edge::live::{Live, Outputs};
-use edge::source::{Backoff, FolderSource, FrameSource, Newest, Opener, Reconnecting};
+use edge::source::{Backoff, FolderSource, Newest, Opener, Reconnecting};
 use edge::{annotate, ImageReport};
 use std::collections::HashSet;
 use std::io::Write;
@@ -20,7 +20,7 @@ use std::time::Duration;
 #[command(name = "edge", version, about = "Find faces in images and classify each as REAL or FAKE")]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 #[command(args_override_self = true)]
-#[command(group = clap::ArgGroup::new("input").required(true).args(["file", "dir"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["file", "dir", "camera", "list_cameras"]))]
 #[command(
     after_help = "Settings can also come from TOML files: --config FILE (repeatable; keys are \
 the long flag names, e.g. detector = \"short\"); flags on the command line override them."
@@ -37,6 +37,9 @@ struct Cli {
     /// Write each face crop (as the classifier sees it) into this folder: <image>-face<N>.png.
     #[arg(long, value_name = "DIR")]
     crops: Option<PathBuf>,
+    /// List the cameras and the modes they offer.
+    #[arg(long)]
+    list_cameras: bool,
     /// One JSON object per input (per event, in the real-time loop) on stdout, instead of text.
     #[arg(long)]
     json: bool,
@@ -74,7 +77,8 @@ fn main() -> ExitCode {
         Some(Command::Bench { ref file, runs, json, ref models }) => {
             bench(models, file, runs, json)
         }
-        None if cli.live.dir.is_some() => live(&cli),
+        None if cli.list_cameras => list_cameras(),
+        None if cli.live.dir.is_some() || cli.live.camera.is_some() => live(&cli),
         None => run(&cli),
     };
     match result {
@@ -93,29 +97,23 @@ fn parse() -> Result<Cli> {
     Ok(Cli::from_arg_matches(&matches)?)
 }
 
-/// The real-time loop over a frame source until it ends or a signal stops it. Start-up failures
-/// (models, the source) are errors; a lost source is reopened with back-off.
+/// The real-time loop over a camera or a folder until the folder ends or a signal stops it.
+/// Start-up failures (models, source, display) are errors; a lost source is reopened with
+/// back-off. Under systemd: READY once running, the watchdog fed from the loop, STATUS with the
+/// statistics.
 fn live(cli: &Cli) -> Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = edge::service::stop_on_signals()?;
+    let notifier = edge::service::Notifier::from_env()?;
     let options = &cli.live;
     let config = options.config()?;
     let pipeline = cli.models.pipeline()?;
-    let mut opener: Opener = match &options.dir {
-        Some(dir) => {
-            let (dir, looping, fps) = (dir.clone(), options.looping, options.fps);
-            Box::new(move || Ok(Box::new(FolderSource::open(&dir, looping, fps)?) as Box<_>))
-        }
-        None => anyhow::bail!("no frame source: give --dir"),
-    };
+    let mut opener = opener(options, &stop)?;
     let first = opener()?;
     eprintln!("edge: reading {}", first.describe());
-    let reopening = Box::new(Reconnecting::new(first, opener, Backoff::default(), stop.clone()));
-    // A paced source (a camera) runs on its own thread and the loop takes the newest frame;
-    // an unpaced folder is read frame by frame, so every frame is processed.
-    let mut source: Box<dyn FrameSource> = if options.fps.is_some() {
-        Box::new(Newest::spawn(reopening, stop.clone())?)
-    } else {
-        reopening
+    let mut source = Reconnecting::new(first, opener, Backoff::default(), stop.clone());
+    let mut display = match &options.display {
+        Some(path) => Some(open_display(path)?),
+        None => None,
     };
     if let Some(dir) = &options.snapshots {
         std::fs::create_dir_all(dir)
@@ -126,19 +124,129 @@ fn live(cli: &Cli) -> Result<ExitCode> {
     } else {
         Box::new(TextLines(std::io::stdout()))
     };
+    let watchdog = || {
+        if let Some(Err(e)) = notifier.as_ref().map(|n| n.watchdog()) {
+            eprintln!("edge: {e:#}");
+        }
+    };
     let mut outputs = Outputs {
         sinks: vec![sink],
         snapshots: options.snapshots.clone(),
-        on_stats: Some(Box::new(|report| eprintln!("edge: {report}"))),
+        on_frame: Some(Box::new(|frame, result| {
+            watchdog();
+            match display.as_mut() {
+                Some(display) => display.show(&result.annotated(&frame.image)),
+                None => Ok(()),
+            }
+        })),
+        on_idle: Some(Box::new(watchdog)),
+        on_stats: Some(Box::new(|report| {
+            eprintln!("edge: {report}");
+            if let Some(Err(e)) = notifier.as_ref().map(|n| n.status(&report.to_string())) {
+                eprintln!("edge: {e:#}");
+            }
+        })),
         stats_every: (options.stats_every > 0.0)
             .then(|| Duration::from_secs_f64(options.stats_every)),
         max_frames: options.max_frames,
-        ..Outputs::default()
     };
+    if let Some(Err(e)) = notifier.as_ref().map(|n| n.ready()) {
+        eprintln!("edge: {e:#}");
+    }
     let mut live = Live::new(pipeline, config);
-    let report = edge::live::run(&mut live, source.as_mut(), &stop, &mut outputs)?;
-    eprintln!("edge: done: {report}");
+    let result = edge::live::run(&mut live, &mut source, &stop, &mut outputs);
+    drop(outputs);
+    if let Some(Err(e)) = notifier.as_ref().map(|n| n.stopping()) {
+        eprintln!("edge: {e:#}");
+    }
+    eprintln!("edge: done: {}", result?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the frame source the options name, each time it is called (again after a loss). A
+/// camera, or a paced folder, is read on its own thread and the loop takes the newest frame; an
+/// unpaced folder is read frame by frame, so every frame is processed.
+fn opener(options: &LiveOptions, stop: &Arc<AtomicBool>) -> Result<Opener> {
+    let stop = stop.clone();
+    if let Some(dir) = &options.dir {
+        let (dir, looping, fps) = (dir.clone(), options.looping, options.fps);
+        return Ok(Box::new(move || {
+            let folder = Box::new(FolderSource::open(&dir, looping, fps)?);
+            Ok(match fps {
+                Some(_) => Box::new(Newest::spawn(folder, stop.clone(), STALL)?),
+                None => folder,
+            })
+        }));
+    }
+    let Some(index) = options.camera else {
+        anyhow::bail!("no frame source: give --camera or --dir")
+    };
+    camera_opener(options, index, stop)
+}
+
+/// A camera that delivers nothing for this long is reopened.
+const STALL: Duration = Duration::from_secs(10);
+
+#[cfg(feature = "camera")]
+fn camera_opener(options: &LiveOptions, index: u32, stop: Arc<AtomicBool>) -> Result<Opener> {
+    use clap::ValueEnum;
+    use edge::camera::{CameraConfig, CameraSource, PixelFormat};
+    let format = match &options.pixel_format {
+        Some(name) => Some(PixelFormat::from_str(name, true).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let fps = options.fps.unwrap_or(30.0).round().clamp(1.0, 1000.0) as u32;
+    let config = CameraConfig { index, width: options.width, height: options.height, fps, format };
+    Ok(Box::new(move || {
+        let camera = Box::new(CameraSource::open(config)?);
+        Ok(Box::new(Newest::spawn(camera, stop.clone(), STALL)?)
+            as Box<dyn edge::source::FrameSource>)
+    }))
+}
+
+#[cfg(not(feature = "camera"))]
+fn camera_opener(_: &LiveOptions, _: u32, _: Arc<AtomicBool>) -> Result<Opener> {
+    anyhow::bail!("this edge was built without the `camera` feature")
+}
+
+#[cfg(feature = "camera")]
+fn list_cameras() -> Result<ExitCode> {
+    let cameras = edge::camera::list_cameras()?;
+    if cameras.is_empty() {
+        println!("no cameras (no /dev/video* device)");
+    }
+    for camera in cameras {
+        println!("{camera}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "camera"))]
+fn list_cameras() -> Result<ExitCode> {
+    anyhow::bail!("this edge was built without the `camera` feature")
+}
+
+#[cfg(feature = "display")]
+fn open_display(path: &Path) -> Result<edge::display::Framebuffer> {
+    let display = edge::display::Framebuffer::open(path)?;
+    eprintln!("edge: showing frames on {}", display.describe());
+    Ok(display)
+}
+
+/// Without the display feature nothing can be shown; say so at start-up.
+#[cfg(not(feature = "display"))]
+fn open_display(_: &Path) -> Result<NoDisplay> {
+    anyhow::bail!("this edge was built without the `display` feature")
+}
+
+#[cfg(not(feature = "display"))]
+enum NoDisplay {}
+
+#[cfg(not(feature = "display"))]
+impl NoDisplay {
+    fn show(&mut self, _: &image::RgbImage) -> Result<()> {
+        match *self {}
+    }
 }
 
 /// Start-up failures are returned as errors (exit 2); failures of single inputs are reported as

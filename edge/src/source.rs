@@ -28,13 +28,20 @@ pub enum SourceError {
     Frame(anyhow::Error),
     /// The source is gone (camera unplugged); it must be reopened.
     Lost(anyhow::Error),
+    /// No frame yet (a camera away, waiting to be reopened); ask again. Sources that wait
+    /// return this at least every [`IDLE`], so the loop stays responsive (signals, watchdog).
+    Idle,
 }
+
+/// The longest a waiting source blocks before returning [`SourceError::Idle`].
+pub const IDLE: Duration = Duration::from_secs(1);
 
 impl std::fmt::Display for SourceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SourceError::Frame(e) => write!(f, "{e:#}"),
             SourceError::Lost(e) => write!(f, "source lost: {e:#}"),
+            SourceError::Idle => f.write_str("no frame yet"),
         }
     }
 }
@@ -139,14 +146,18 @@ impl Default for Backoff {
 }
 
 /// A source that reopens itself when it is lost (a camera unplugged and plugged back), waiting
-/// with back-off between attempts and logging each to stderr. Sequence numbers continue across
-/// reopenings. Ends (`Ok(None)`) when the inner source ends or `stop` is set while waiting.
+/// with back-off between attempts and logging each to stderr; while it waits it returns
+/// [`SourceError::Idle`] every [`IDLE`]. Sequence numbers continue across reopenings. Ends
+/// (`Ok(None)`) when the inner source ends or `stop` is set.
 pub struct Reconnecting {
     opener: Opener,
     current: Option<Box<dyn FrameSource>>,
     backoff: Backoff,
     stop: Arc<AtomicBool>,
     name: String,
+    /// When to try to reopen next, and the wait after that attempt if it fails.
+    retry_at: Instant,
+    wait: Duration,
     /// Added to the inner source's sequence numbers (it restarts at 0 when reopened).
     base: u64,
     next_seq: u64,
@@ -169,67 +180,66 @@ impl Reconnecting {
             backoff,
             stop,
             name,
+            retry_at: Instant::now(),
+            wait: backoff.initial,
             base: 0,
             next_seq: 0,
             losses: 0,
         }
     }
 
-    /// Sleeps `d` in short steps; false if `stop` was set meanwhile.
-    fn sleep(&self, d: Duration) -> bool {
-        let until = Instant::now() + d;
-        while !self.stop.load(Ordering::Relaxed) {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
+    /// Tries to reopen the source when its time has come; otherwise sleeps towards it.
+    fn reopen(&mut self) -> Result<(), SourceError> {
+        let now = Instant::now();
+        if now < self.retry_at {
+            std::thread::sleep((self.retry_at - now).min(IDLE));
+            return Err(SourceError::Idle);
         }
-        false
+        match (self.opener)() {
+            Ok(source) => {
+                eprintln!("edge: {} is back: {}", self.name, source.describe());
+                self.current = Some(source);
+                self.base = self.next_seq;
+                self.wait = self.backoff.initial;
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!(
+                    "edge: {}: cannot reopen ({e:#}); retrying in {:.1} s",
+                    self.name,
+                    self.wait.as_secs_f64()
+                );
+                self.retry_at = Instant::now() + self.wait;
+                self.wait = (self.wait * 2).min(self.backoff.max);
+                Err(SourceError::Idle)
+            }
+        }
     }
 }
 
 impl FrameSource for Reconnecting {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        let mut wait = self.backoff.initial;
-        loop {
-            let Some(source) = self.current.as_mut() else {
-                match (self.opener)() {
-                    Ok(source) => {
-                        eprintln!("edge: {} is back: {}", self.name, source.describe());
-                        self.current = Some(source);
-                        self.base = self.next_seq;
-                    }
-                    Err(e) => {
-                        eprintln!(
-                            "edge: {}: cannot reopen ({e:#}); retrying in {:.1} s",
-                            self.name,
-                            wait.as_secs_f64()
-                        );
-                        if !self.sleep(wait) {
-                            return Ok(None);
-                        }
-                        wait = (wait * 2).min(self.backoff.max);
-                    }
-                }
-                continue;
-            };
-            match source.next_frame() {
-                Err(SourceError::Lost(e)) => {
-                    self.losses += 1;
-                    eprintln!("edge: {} lost: {e:#}", self.name);
-                    self.current = None;
-                    if !self.sleep(wait) {
-                        return Ok(None);
-                    }
-                }
-                Ok(Some(mut frame)) => {
-                    frame.seq += self.base;
-                    self.next_seq = frame.seq + 1;
-                    return Ok(Some(frame));
-                }
-                other => return other,
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Some(source) = self.current.as_mut() else {
+            self.reopen()?;
+            return Err(SourceError::Idle);
+        };
+        match source.next_frame() {
+            Err(SourceError::Lost(e)) => {
+                self.losses += 1;
+                eprintln!("edge: {} lost: {e:#}", self.name);
+                self.current = None;
+                self.retry_at = Instant::now() + self.wait;
+                Err(SourceError::Idle)
             }
+            Ok(Some(mut frame)) => {
+                frame.seq += self.base;
+                self.next_seq = frame.seq + 1;
+                Ok(Some(frame))
+            }
+            other => other,
         }
     }
 
@@ -254,17 +264,25 @@ struct Shared {
 
 /// Reads a source on its own thread and keeps only the newest frame, so a loop slower than the
 /// camera processes the latest picture instead of a queue of stale ones. The frames it never
-/// took show as gaps in `seq`; [`Newest::captured`] counts every frame read.
+/// took show as gaps in `seq`; [`Newest::captured`] counts every frame read. A source that
+/// delivers nothing for `stall` (a camera that hangs without going away) is reported lost, so a
+/// [`Reconnecting`] around this reopens it; the stuck thread is abandoned.
 pub struct Newest {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     halt: Arc<AtomicBool>,
     name: String,
+    stall: Duration,
+    last_frame: Instant,
 }
 
 impl Newest {
     /// Starts the capture thread. Setting `stop` ends it after its current read.
-    pub fn spawn(mut source: Box<dyn FrameSource>, stop: Arc<AtomicBool>) -> Result<Self> {
+    pub fn spawn(
+        mut source: Box<dyn FrameSource>,
+        stop: Arc<AtomicBool>,
+        stall: Duration,
+    ) -> Result<Self> {
         let name = source.describe();
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot::Empty),
@@ -285,6 +303,9 @@ impl Newest {
                         Ok(None) => Slot::Ended,
                         Err(e) => Slot::Bad(e),
                     };
+                    if matches!(next, Slot::Bad(SourceError::Idle)) {
+                        continue;
+                    }
                     let is_frame = matches!(next, Slot::Frame(_));
                     let end = matches!(next, Slot::Ended | Slot::Bad(SourceError::Lost(_)));
                     let mut slot = inner.slot.lock().unwrap_or_else(|p| p.into_inner());
@@ -309,7 +330,7 @@ impl Newest {
                 }
             })
             .context("cannot start the capture thread")?;
-        Ok(Newest { shared, stop, halt, name })
+        Ok(Newest { shared, stop, halt, name, stall, last_frame: Instant::now() })
     }
 
     /// Frames read from the source so far (taken or not).
@@ -320,6 +341,7 @@ impl Newest {
 
 impl FrameSource for Newest {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        let waited = Instant::now();
         let mut slot = self.shared.slot.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let taken = std::mem::replace(&mut *slot, Slot::Empty);
@@ -327,13 +349,22 @@ impl FrameSource for Newest {
                 self.shared.ready.notify_all();
             }
             match taken {
-                Slot::Frame(frame) => return Ok(Some(frame)),
+                Slot::Frame(frame) => {
+                    self.last_frame = Instant::now();
+                    return Ok(Some(frame));
+                }
                 Slot::Bad(e) => return Err(e),
                 Slot::Ended => {
                     *slot = Slot::Ended;
                     return Ok(None);
                 }
                 Slot::Empty if self.stop.load(Ordering::Relaxed) => return Ok(None),
+                Slot::Empty if self.last_frame.elapsed() >= self.stall => {
+                    self.halt.store(true, Ordering::Relaxed);
+                    let secs = self.stall.as_secs_f64();
+                    return Err(SourceError::Lost(anyhow::anyhow!("no frame for {secs:.0} s")));
+                }
+                Slot::Empty if waited.elapsed() >= IDLE => return Err(SourceError::Idle),
                 Slot::Empty => {
                     slot = self
                         .shared

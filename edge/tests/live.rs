@@ -195,7 +195,8 @@ fn a_slow_loop_gets_the_newest_frame_not_a_queue() {
     frames(&dir, 4, 0, 0);
     let stop = Arc::new(AtomicBool::new(false));
     let folder = FolderSource::open(&dir, true, Some(200.0)).expect("frames");
-    let mut newest = Newest::spawn(Box::new(folder), stop.clone()).expect("spawn");
+    let stall = Duration::from_secs(60);
+    let mut newest = Newest::spawn(Box::new(folder), stop.clone(), stall).expect("spawn");
     let mut seqs = vec![];
     for _ in 0..8 {
         let frame = newest.next_frame().expect("frame").expect("not ended");
@@ -250,8 +251,14 @@ fn a_lost_source_is_reopened_with_back_off_and_numbering_goes_on() {
     let first = Box::new(Flaky { image, seq: 0, lose_after: 3 });
     let backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(60) };
     let mut source = Reconnecting::new(first, opener, backoff, Arc::new(AtomicBool::new(false)));
-    let seqs: Vec<u64> =
-        (0..6).map(|_| source.next_frame().expect("frame").expect("not ended").seq).collect();
+    let mut seqs = vec![];
+    while seqs.len() < 6 {
+        match source.next_frame() {
+            Ok(Some(frame)) => seqs.push(frame.seq),
+            Err(SourceError::Idle) => {}
+            other => panic!("unexpected {:?}", other.map(|f| f.map(|f| f.seq))),
+        }
+    }
     assert_eq!(seqs, [0, 1, 2, 3, 4, 5]);
     assert_eq!(source.losses, 1);
     let attempts = attempts.lock().expect("lock");
@@ -277,7 +284,54 @@ fn stopping_while_the_source_is_away_ends_the_wait() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let t = Instant::now();
-    assert!(source.next_frame().expect("ends cleanly").is_none());
+    let mut idle = 0;
+    let end = loop {
+        match source.next_frame() {
+            Err(SourceError::Idle) => idle += 1,
+            other => break other,
+        }
+    };
+    assert!(matches!(end, Ok(None)), "ends cleanly");
+    assert!(idle >= 1, "the wait is cut into idle returns");
     assert!(t.elapsed() < Duration::from_secs(60));
     setter.join().expect("join");
+}
+
+/// One frame, then a read that never returns (a camera that hangs without going away).
+struct Hangs(u64);
+
+impl FrameSource for Hangs {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.0 > 0 {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        self.0 += 1;
+        let image = RgbImage::new(8, 8);
+        Ok(Some(Frame { image, seq: 0, captured: Instant::now(), origin: "hangs".into() }))
+    }
+
+    fn describe(&self) -> String {
+        "hangs".into()
+    }
+}
+
+#[test]
+fn a_source_that_hangs_is_reported_lost_and_the_loop_stays_responsive() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stall = Duration::from_millis(1500);
+    let mut newest = Newest::spawn(Box::new(Hangs(0)), stop, stall).expect("spawn");
+    assert!(newest.next_frame().expect("first frame").is_some());
+    let t = Instant::now();
+    let mut idle = vec![];
+    let lost = loop {
+        match newest.next_frame() {
+            Err(SourceError::Idle) => idle.push(t.elapsed()),
+            Err(SourceError::Lost(e)) => break e,
+            other => panic!("unexpected {:?}", other.map(|f| f.map(|f| f.seq))),
+        }
+    };
+    assert!(format!("{lost}").contains("no frame for"), "{lost}");
+    assert!(t.elapsed() >= stall);
+    // While waiting, control came back at least once a second.
+    assert!(!idle.is_empty() && idle[0] <= Duration::from_millis(1500), "{idle:?}");
 }

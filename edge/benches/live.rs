@@ -1,0 +1,103 @@
+//! `cargo bench --bench live`: the real-time loop fed by the folder source, 640×480 frames with one
+//! face (the astronaut moving across a grey background), single-threaded, with the default models
+//! (full-range BlazeFace + models/classifier.onnx). Prints processed frames/s for detection on every
+//! frame and every third frame, against the same frames run one by one through the `edge --file`
+//! pipeline (decode, detect, classify; no tracking) measured in the same run, and the resident
+//! memory after warm-up and at the end of the long run. `LIVE_BENCH_FRAMES` (default 10000) sets
+//! the length of the long run. Run `models/fetch` first.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use edge::live::{run, Live, LiveConfig, Outputs};
+use edge::source::FolderSource;
+use edge::{Classifier, Detector, DetectorConfig, Pipeline};
+use image::{imageops, Rgb, RgbImage};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+const DISTINCT: usize = 60;
+
+fn pipeline() -> anyhow::Result<Pipeline> {
+    let detector = Detector::load(
+        &support::model("face_detection_full_range.tflite"),
+        DetectorConfig::default(),
+    )?;
+    let classifier = Classifier::load(&support::model("classifier.onnx"))?;
+    Ok(Pipeline {
+        detector,
+        classifier: Some(classifier),
+        margin: edge::crop::DEFAULT_MARGIN,
+        threshold: None,
+    })
+}
+
+/// Resident set size in MiB, from /proc/self/status.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn write_frames(dir: &Path) -> anyhow::Result<()> {
+    let astronaut = edge::decode::open(&support::photo("astronaut.png"))?;
+    let face = imageops::resize(&astronaut, 300, 300, imageops::FilterType::Triangle);
+    for i in 0..DISTINCT {
+        let mut frame = RgbImage::from_pixel(640, 480, Rgb([90, 90, 90]));
+        // Back and forth, 10 px a frame.
+        let x = (i as i64 * 10) % 600;
+        let x = if x > 300 { 600 - x } else { x };
+        imageops::overlay(&mut frame, &face, x + 20, 90);
+        frame.save(dir.join(format!("frame{i:03}.png")))?;
+    }
+    Ok(())
+}
+
+/// Frames/s of the loop over `frames` frames; RSS after 100 frames and at the end.
+fn live(dir: &Path, detect_every: u64, frames: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let mut live = Live::new(pipeline()?, LiveConfig { detect_every, ..LiveConfig::default() });
+    let mut source = FolderSource::open(dir, true, None)?;
+    let stop = AtomicBool::new(false);
+    let mut warm = Outputs { max_frames: Some(100), ..Outputs::default() };
+    run(&mut live, &mut source, &stop, &mut warm)?;
+    let rss_start = rss_mib();
+    let t = Instant::now();
+    let mut outputs = Outputs { max_frames: Some(100 + frames), ..Outputs::default() };
+    run(&mut live, &mut source, &stop, &mut outputs)?;
+    Ok((frames as f64 / t.elapsed().as_secs_f64(), rss_start, rss_mib()))
+}
+
+/// Frames/s of the `edge --file` pipeline over the same frames, one by one.
+fn one_by_one(dir: &Path, frames: u64) -> anyhow::Result<f64> {
+    let pipeline = pipeline()?;
+    let paths: Vec<_> = (0..DISTINCT).map(|i| dir.join(format!("frame{i:03}.png"))).collect();
+    let t = Instant::now();
+    for i in 0..frames as usize {
+        pipeline.analyse_file(&paths[i % DISTINCT])?;
+    }
+    Ok(frames as f64 / t.elapsed().as_secs_f64())
+}
+
+fn main() -> anyhow::Result<()> {
+    let long: u64 =
+        std::env::var("LIVE_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let dir = std::env::temp_dir().join(format!("edge-live-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    write_frames(&dir)?;
+    let short = 300.min(long);
+    let base = one_by_one(&dir, short)?;
+    let (every1, _, _) = live(&dir, 1, short)?;
+    let (every3, rss_start, rss_end) = live(&dir, 3, long)?;
+    println!("| run (640×480, one face, 1 thread) | frames | frames/s | ÷ one by one |");
+    println!("| --- | ---: | ---: | ---: |");
+    println!("| one by one (`edge --file` pipeline) | {short} | {base:.1} | 1.00 |");
+    println!("| loop, detect every frame | {short} | {every1:.1} | {:.2} |", every1 / base);
+    println!("| loop, detect every 3rd frame | {long} | {every3:.1} | {:.2} |", every3 / base);
+    println!("\nRSS over the {long}-frame run: {rss_start:.1} MiB after warm-up, {rss_end:.1} MiB at the end");
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}

@@ -14,6 +14,8 @@ pub mod decode;
 pub mod detect;
 pub mod events;
 pub mod model;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod nms;
 pub mod pipeline;
 pub mod source;

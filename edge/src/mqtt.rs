@@ -131,6 +131,9 @@ impl MqttConfig {
         if id.is_empty() || id.contains(['/', '+', '#', '\0']) || id.len() > 65535 {
             bail!("MQTT client id `{id}` is not usable: it must be non-empty and contain no `/`, `+`, `#`");
         }
+        if self.status_topic().len() > usize::from(u16::MAX) {
+            bail!("MQTT topic prefix and client id are too long for a topic (65535 bytes at most)");
+        }
         if self.port == 0 {
             bail!("MQTT port 0 is not a port");
         }
@@ -229,6 +232,9 @@ impl Credentials {
         let user = user.trim();
         if user.is_empty() {
             bail!("the user name is empty");
+        }
+        if user.len() > usize::from(u16::MAX) || password.len() > usize::from(u16::MAX) {
+            bail!("the user name or password is longer than MQTT allows (65535 bytes)");
         }
         Ok(Credentials { user: user.to_string(), password: password.to_string() })
     }

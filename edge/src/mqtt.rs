@@ -476,25 +476,29 @@ impl Shared {
         }
     }
 
-    fn stopping(&self) -> bool {
-        self.lock().stop.is_some()
+    /// Closing, and nothing is left to deliver or the flush time is over.
+    fn give_up(&self) -> bool {
+        let state = self.lock();
+        state.stop.is_some_and(|flush_end| state.queue.is_empty() || Instant::now() >= flush_end)
     }
 
-    /// Sleeps `duration` unless close is called meanwhile. Returns true when closing.
-    fn sleep_unless_stopped(&self, duration: Duration) -> bool {
-        let deadline = Instant::now() + duration;
+    /// Sleeps `duration`, or until the flush time is over when closing.
+    fn back_off(&self, duration: Duration) {
+        let mut deadline = Instant::now() + duration;
         let mut state = self.lock();
-        while state.stop.is_none() {
+        loop {
+            if let Some(flush_end) = state.stop {
+                deadline = deadline.min(flush_end);
+            }
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                return;
             }
             state = match self.wake.wait_timeout(state, deadline - now) {
                 Ok((s, _)) => s,
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
-        true
     }
 
     fn set_connected(&self, connected: bool) {
@@ -530,7 +534,9 @@ impl Link {
         let mut backoff = FIRST_BACKOFF;
         let mut in_flight: Option<Message> = None;
         loop {
-            if shared.stopping() {
+            // Closing before the first connection still tries to deliver the queue, within the
+            // flush time (a short run that ends before the broker answered).
+            if shared.give_up() {
                 break;
             }
             let error = match self.connect() {
@@ -560,9 +566,7 @@ impl Link {
             };
             eprintln!("edge: mqtt: {error}; retrying in {} ms", backoff.as_millis());
             shared.set_error(error);
-            if shared.sleep_unless_stopped(backoff) {
-                break;
-            }
+            shared.back_off(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }

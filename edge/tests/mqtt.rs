@@ -314,6 +314,22 @@ fn events_status_and_stats_reach_a_subscriber() {
     assert_eq!((offline.payload.as_str(), offline.retained), ("offline", true));
 }
 
+/// A short run (a folder of a few frames) closes before the connection is even up: the queue is
+/// still delivered, within the flush time.
+#[test]
+fn close_right_after_start_delivers_the_queue() {
+    let dir = Scratch::new("quick");
+    let broker = Broker::start(&dir.0, free_port(), "allow_anonymous true");
+    let mut sub = Subscriber::start(broker.port, "quick/#", &[]);
+    let publisher = MqttPublisher::start(config(broker.port, "quick", "board-4")).expect("start");
+    let e = event(EventKind::Appeared, 1, 1);
+    publisher.publish_event(&e);
+    let status = publisher.close(Duration::from_secs(5));
+    assert_eq!((status.published, status.queued, status.connects), (1, 0, 1), "{status:?}");
+    assert_eq!(payload_json(&sub.next_on("quick/board-4/events")), json_line(&e));
+    assert_eq!(sub.next_on("quick/board-4/status").payload, "offline");
+}
+
 /// Run by `last_will_announces_a_killed_board` in a child process, which it then kills.
 #[test]
 #[ignore = "a helper process of last_will_announces_a_killed_board"]

@@ -20,6 +20,8 @@ pub mod display;
 pub mod events;
 pub mod live;
 pub mod model;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod nms;
 pub mod pipeline;
 pub mod service;

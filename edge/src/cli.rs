@@ -161,6 +161,18 @@ pub struct LiveOptions {
     /// Write the annotated frame into this folder whenever a face turns FAKE.
     #[arg(long, value_name = "DIR")]
     pub snapshots: Option<PathBuf>,
+    /// Publish events (and statistics) to this MQTT broker: host or host:port.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub mqtt: Option<String>,
+    /// First level of the MQTT topics: <PREFIX>/<client id>/{events,status,stats}.
+    #[arg(long, requires = "mqtt", value_name = "PREFIX")]
+    pub mqtt_topic: Option<String>,
+    /// MQTT client id, the second topic level [default: the host name].
+    #[arg(long, requires = "mqtt", value_name = "ID")]
+    pub mqtt_client_id: Option<String>,
+    /// File with the broker's user and password (`user:password`, or two lines).
+    #[arg(long, requires = "mqtt", value_name = "FILE")]
+    pub mqtt_credentials: Option<PathBuf>,
     /// Print statistics every this many seconds (0: only at the end).
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub stats_every: f64,

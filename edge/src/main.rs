@@ -124,13 +124,16 @@ fn live(cli: &Cli) -> Result<ExitCode> {
     } else {
         Box::new(TextLines(std::io::stdout()))
     };
+    let mqtt = mqtt::start(options)?;
+    let mut sinks = vec![sink];
+    sinks.extend(mqtt.as_ref().map(mqtt::sink));
     let watchdog = || {
         if let Some(Err(e)) = notifier.as_ref().map(|n| n.watchdog()) {
             eprintln!("edge: {e:#}");
         }
     };
     let mut outputs = Outputs {
-        sinks: vec![sink],
+        sinks,
         snapshots: options.snapshots.clone(),
         on_frame: Some(Box::new(|frame, result| {
             watchdog();
@@ -142,6 +145,9 @@ fn live(cli: &Cli) -> Result<ExitCode> {
         on_idle: Some(Box::new(watchdog)),
         on_stats: Some(Box::new(|report| {
             eprintln!("edge: {report}");
+            if let Some(publisher) = &mqtt {
+                mqtt::stats(publisher, report);
+            }
             if let Some(Err(e)) = notifier.as_ref().map(|n| n.status(&report.to_string())) {
                 eprintln!("edge: {e:#}");
             }
@@ -182,6 +188,76 @@ fn opener(options: &LiveOptions, stop: &Arc<AtomicBool>) -> Result<Opener> {
         anyhow::bail!("no frame source: give --camera or --dir")
     };
     camera_opener(options, index, stop)
+}
+
+/// Events and statistics to an MQTT broker (`--mqtt`). A malformed address or unreadable
+/// credentials fail at start-up; a broker that is down is retried in the background.
+#[cfg(feature = "mqtt")]
+mod mqtt {
+    use anyhow::Result;
+    use edge::cli::LiveOptions;
+    use edge::events::{Event, EventSink};
+    use edge::live::StatsReport;
+    use edge::mqtt::{MqttConfig, MqttPublisher};
+
+    pub fn start(options: &LiveOptions) -> Result<Option<MqttPublisher>> {
+        let Some(address) = &options.mqtt else { return Ok(None) };
+        let mut config = MqttConfig::new(address)?;
+        if let Some(prefix) = &options.mqtt_topic {
+            config.topic_prefix.clone_from(prefix);
+        }
+        if let Some(id) = &options.mqtt_client_id {
+            config.client_id.clone_from(id);
+        }
+        config.credentials_file.clone_from(&options.mqtt_credentials);
+        let publisher = MqttPublisher::start(config)?;
+        eprintln!("edge: publishing events to {}", publisher.events_topic());
+        Ok(Some(publisher))
+    }
+
+    struct Sink<'a>(&'a MqttPublisher);
+
+    impl EventSink for Sink<'_> {
+        fn send(&mut self, event: &Event) -> Result<()> {
+            self.0.publish_event(event);
+            Ok(())
+        }
+    }
+
+    pub fn sink(publisher: &MqttPublisher) -> Box<dyn EventSink + '_> {
+        Box::new(Sink(publisher))
+    }
+
+    pub fn stats(publisher: &MqttPublisher, report: &StatsReport) {
+        match serde_json::to_value(report) {
+            Ok(value) => publisher.publish_stats(&value),
+            Err(e) => eprintln!("edge: mqtt: statistics: {e}"),
+        }
+    }
+}
+
+/// Without the mqtt feature `--mqtt` fails at start-up.
+#[cfg(not(feature = "mqtt"))]
+mod mqtt {
+    use anyhow::Result;
+    use edge::cli::LiveOptions;
+    use edge::events::EventSink;
+    use edge::live::StatsReport;
+
+    pub enum Never {}
+
+    pub fn start(options: &LiveOptions) -> Result<Option<Never>> {
+        anyhow::ensure!(options.mqtt.is_none(), "this edge was built without the `mqtt` feature");
+        Ok(None)
+    }
+
+    pub fn sink(never: &Never) -> Box<dyn EventSink + '_> {
+        match *never {}
+    }
+
+    pub fn stats(never: &Never, _: &StatsReport) {
+        match *never {}
+    }
 }
 
 /// A camera that delivers nothing for this long is reopened.

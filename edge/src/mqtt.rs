@@ -272,17 +272,7 @@ impl MqttPublisher {
         config.validate()?;
         let credentials =
             config.credentials_file.as_deref().map(Credentials::from_file).transpose()?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                stats: None,
-                stop: None,
-                finished: false,
-                status: MqttStatus::default(),
-            }),
-            wake: Condvar::new(),
-            capacity: config.queue_capacity,
-        });
+        let shared = Arc::new(Shared::new(config.queue_capacity));
         let events_topic = config.events_topic();
         let link = Link { config, credentials };
         let thread_shared = Arc::clone(&shared);
@@ -403,6 +393,21 @@ enum Next {
 }
 
 impl Shared {
+    /// An empty queue holding at most `capacity` events.
+    fn new(capacity: usize) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                stats: None,
+                stop: None,
+                finished: false,
+                status: MqttStatus::default(),
+            }),
+            wake: Condvar::new(),
+            capacity,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the queue inconsistent (push/pop only).
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -971,17 +976,7 @@ mod tests {
 
     #[test]
     fn full_queue_drops_the_oldest() {
-        let shared = Shared {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                stats: None,
-                stop: None,
-                finished: false,
-                status: MqttStatus::default(),
-            }),
-            wake: Condvar::new(),
-            capacity: 3,
-        };
+        let shared = Shared::new(3);
         for i in 0..5u8 {
             shared.push(vec![i]);
         }

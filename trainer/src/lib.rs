@@ -3,6 +3,7 @@
 //! training sees them exactly as the board will.
 
 pub mod augment;
+pub mod checkpoint;
 pub mod dataset;
 pub mod export;
 pub mod faces;

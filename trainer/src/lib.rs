@@ -14,4 +14,5 @@ pub mod plot;
 pub mod report;
 pub mod run;
 pub mod sbi;
+pub mod torchvision;
 pub mod train;

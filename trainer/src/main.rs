@@ -35,8 +35,9 @@ struct Cli {
     /// The network to train.
     #[arg(long, value_enum, default_value_t = Backbone::MobilenetV3Small)]
     backbone: Backbone,
-    /// Start from torchvision ImageNet weights (.pth; MobileNetV2's `mobilenet_v2-b0353104.pth`,
-    /// fetched into models/ by models/fetch).
+    /// Start from torchvision ImageNet weights of the backbone (.pth: MobileNetV3-Small's
+    /// `mobilenet_v3_small-047dcff4.pth`, or MobileNetV2's `mobilenet_v2-b0353104.pth`, which
+    /// models/fetch fetches into models/).
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
     /// Add self-blended fakes made from the real faces (enough to train with real photos only).

@@ -39,7 +39,7 @@ pub struct TrainConfig {
     pub backbone: Backbone,
     #[serde(default)]
     pub backend: Backend,
-    /// torchvision ImageNet checkpoint to start from (MobileNetV2 only, for now).
+    /// torchvision ImageNet checkpoint to start from, of the backbone's architecture.
     pub pretrained: Option<std::path::PathBuf>,
     /// Add one self-blended fake per real face per epoch.
     pub sbi: bool,
@@ -77,11 +77,7 @@ pub fn initial_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
         (Some(path), Net::V2(m)) => {
             Ok(Net::V2(crate::mobilenet_v2::load_torchvision(m, path, device)?))
         }
-        (Some(path), Net::V3(_)) => anyhow::bail!(
-            "{}: loading MobileNetV3 checkpoints is not supported yet; use --backbone mobilenet-v2 \
-             with torchvision's mobilenet_v2 weights",
-            path.display()
-        ),
+        (Some(path), Net::V3(m)) => Ok(Net::V3(crate::model::load_torchvision(m, path, device)?)),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use edge::cli::{expand_inputs, LiveOptions, ModelOptions};
+use edge::cli::{expand_inputs, one_line, LiveOptions, ModelOptions};
 use edge::events::{EventSink, JsonLines, TextLines};
 use edge::live::{Live, Outputs};
 use edge::source::{Backoff, FolderSource, Newest, Opener, Reconnecting};
@@ -373,16 +373,6 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// The error and its causes on one line (some causes, like flatbuffer errors, span several).
-fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}")
-        .split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn write_text(out: &mut impl Write, r: &ImageReport) -> Result<()> {

@@ -3,6 +3,7 @@
 //! training sees them exactly as the board will.
 
 pub mod augment;
+pub mod checkpoint;
 pub mod dataset;
 pub mod export;
 pub mod faces;
@@ -13,4 +14,5 @@ pub mod plot;
 pub mod report;
 pub mod run;
 pub mod sbi;
+pub mod torchvision;
 pub mod train;

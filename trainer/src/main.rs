@@ -1,12 +1,14 @@
 //! `trainer`: train the REAL/FAKE classifier on folders of face photos and export it for `edge`.
 
-use anyhow::Result;
-use clap::Parser;
+use anyhow::{bail, Result};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use trainer::checkpoint::changed_settings;
 use trainer::faces::NoFace;
 use trainer::model::Backbone;
-use trainer::run::{run, RunConfig};
+use trainer::run::{resume, run, saved_config, RunConfig};
 use trainer::train::{Backend, TrainConfig};
 
 #[derive(Parser, Debug)]
@@ -18,19 +20,24 @@ use trainer::train::{Backend, TrainConfig};
 struct Cli {
     /// A data folder: holding training_real/ and training_fake/ (the original project's layout,
     /// possibly nested) or real/ and fake/. Repeat to merge several.
-    #[arg(long, required = true, value_name = "DIR")]
+    #[arg(long, required_unless_present = "resume", value_name = "DIR")]
     data: Vec<PathBuf>,
-    /// Run folder: models, reports, configuration, split.
+    /// Run folder: models, reports, configuration, split, checkpoints/.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Continue the run in --out from its last checkpoint, with its saved configuration; only
+    /// --epochs (to train longer), --backend and --cache may be given anew.
+    #[arg(long)]
+    resume: bool,
     /// The CPU backend.
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     backend: Backend,
     /// The network to train.
     #[arg(long, value_enum, default_value_t = Backbone::MobilenetV3Small)]
     backbone: Backbone,
-    /// Start from torchvision ImageNet weights (.pth; MobileNetV2's `mobilenet_v2-b0353104.pth`,
-    /// fetched into models/ by models/fetch).
+    /// Start from torchvision ImageNet weights of the backbone (.pth: MobileNetV3-Small's
+    /// `mobilenet_v3_small-047dcff4.pth`, or MobileNetV2's `mobilenet_v2-b0353104.pth`, which
+    /// models/fetch fetches into models/).
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
     /// Add self-blended fakes made from the real faces (enough to train with real photos only).
@@ -84,17 +91,58 @@ fn default_cache() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match train(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match train(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trainer: {e:#}");
+            eprintln!("trainer: {}", edge::cli::one_line(&e));
             ExitCode::from(2)
         }
     }
 }
 
-fn train(cli: Cli) -> Result<()> {
+/// With `--resume`: the run's saved configuration, with the settings a resumed run may change
+/// taken from the command line where given there; any other setting given there must agree.
+fn resumed_config(cli: RunConfig, matches: &ArgMatches) -> Result<RunConfig> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let mut cfg = saved_config(&cli.out)?;
+    // Argument ids are the settings' names, but for the one flag that negates its setting.
+    let arg =
+        |name: &str| if name == "augment" { "no_augment".to_string() } else { name.to_string() };
+    let conflicts: Vec<String> = changed_settings(&cfg, &cli)?
+        .into_iter()
+        .filter(|(name, ..)| given(&arg(name)))
+        .map(|(name, was, now)| {
+            let flag = arg(&name).replace('_', "-");
+            match now {
+                serde_json::Value::Bool(_) => format!("--{flag} (the run has {name} = {was})"),
+                now => format!("--{flag} {now} (the run has {was})"),
+            }
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        bail!(
+            "{}: cannot resume with {}; start a new run (another --out) to change them",
+            cli.out.join("config.json").display(),
+            conflicts.join(", ")
+        );
+    }
+    if given("epochs") {
+        cfg.train.epochs = cli.train.epochs;
+    }
+    if given("backend") {
+        cfg.train.backend = cli.train.backend;
+    }
+    if given("cache") {
+        cfg.cache = cli.cache;
+    }
+    cfg.out = cli.out;
+    Ok(cfg)
+}
+
+fn train(cli: Cli, matches: &ArgMatches) -> Result<()> {
+    let resuming = cli.resume;
     let cfg = RunConfig {
         detector: cli.detector.unwrap_or_else(|| cli.models.join(edge::cli::FULL_RANGE_FILE)),
         cache: cli.cache.unwrap_or_else(default_cache),
@@ -118,7 +166,9 @@ fn train(cli: Cli) -> Result<()> {
             augment: !cli.no_augment,
         },
     };
-    let summary = run(&cfg, |line| eprintln!("{line}"))?;
+    let log = |line: &str| eprintln!("{line}");
+    let summary =
+        if resuming { resume(&resumed_config(cfg, matches)?, log)? } else { run(&cfg, log)? };
     let m = &summary.metrics;
     println!(
         "best epoch {}: validation accuracy {:.3}, precision {:.3}, recall {:.3}, F1 {:.3}, AUC {:.3}, threshold {:.3}",

@@ -3,13 +3,10 @@
 //! (`mobilenet_v2-b0353104.pth`, the one pretrained start reachable from a package registry).
 
 use crate::model::{Act, ConvBn};
-use anyhow::{bail, ensure, Context, Result};
-use burn::module::{Param, RunningState};
+use crate::torchvision::Checkpoint;
+use anyhow::Result;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::store::pytorch::PytorchReader;
-use burn::tensor::TensorData;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// (expansion t, output channels c, repeats n, first stride s), torchvision's table.
@@ -95,66 +92,10 @@ impl MobileNetV2 {
     }
 }
 
-/// The tensors of a torchvision checkpoint, taken by name.
-struct Checkpoint {
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-}
-
-impl Checkpoint {
-    fn open(path: &Path) -> Result<Checkpoint> {
-        let reader = PytorchReader::new(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut tensors = HashMap::new();
-        for (name, t) in reader.tensors() {
-            let bytes = t.read().with_context(|| format!("tensor {name}"))?;
-            if t.byte_len() != t.num_elements() * 4 {
-                continue; // not f32 (num_batches_tracked counters)
-            }
-            let values = bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            tensors.insert(name.clone(), (t.shape().to_vec(), values));
-        }
-        Ok(Checkpoint { tensors })
-    }
-
-    fn take<const D: usize>(
-        &mut self,
-        name: &str,
-        shape: [usize; D],
-        device: &Device,
-    ) -> Result<Tensor<D>> {
-        let Some((got, values)) = self.tensors.remove(name) else {
-            bail!("checkpoint has no tensor {name}")
-        };
-        ensure!(got == shape, "{name} has shape {got:?}, the model needs {shape:?}");
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
-    }
-
-    /// torchvision's `Conv2dNormActivation` at `prefix`: `<prefix>.0` conv, `<prefix>.1` batch norm.
-    fn conv_bn(&mut self, layer: ConvBn, conv: &str, bn: &str, device: &Device) -> Result<ConvBn> {
-        let mut layer = layer;
-        layer.conv.weight = Param::from_tensor(self.take(
-            &format!("{conv}.weight"),
-            layer.conv.weight.dims(),
-            device,
-        )?);
-        let c = layer.bn.gamma.dims();
-        layer.bn.gamma = Param::from_tensor(self.take(&format!("{bn}.weight"), c, device)?);
-        layer.bn.beta = Param::from_tensor(self.take(&format!("{bn}.bias"), c, device)?);
-        layer.bn.running_mean =
-            RunningState::new(self.take(&format!("{bn}.running_mean"), c, device)?);
-        layer.bn.running_var =
-            RunningState::new(self.take(&format!("{bn}.running_var"), c, device)?);
-        Ok(layer)
-    }
-}
-
 /// Loads torchvision's ImageNet weights into `model`. The head is loaded too when it has the
 /// checkpoint's 1000 classes; otherwise it keeps its fresh initialisation.
 pub fn load_torchvision(model: MobileNetV2, path: &Path, device: &Device) -> Result<MobileNetV2> {
-    let mut ck =
-        Checkpoint::open(path).with_context(|| format!("checkpoint {}", path.display()))?;
+    let mut ck = Checkpoint::open(path)?;
     let mut m = model;
     m.stem = ck.conv_bn(m.stem, "features.0.0", "features.0.1", device)?;
     let mut blocks = vec![];
@@ -178,10 +119,7 @@ pub fn load_torchvision(model: MobileNetV2, path: &Path, device: &Device) -> Res
     m.blocks = blocks;
     m.last = ck.conv_bn(m.last, "features.18.0", "features.18.1", device)?;
     if m.head.weight.dims() == [FEATURES, 1000] {
-        // torchvision stores Linear weights as [out, in]; burn as [in, out].
-        let w = ck.take("classifier.1.weight", [1000, FEATURES], device)?.transpose();
-        m.head.weight = Param::from_tensor(w);
-        m.head.bias = Some(Param::from_tensor(ck.take("classifier.1.bias", [1000], device)?));
+        m.head = ck.linear(m.head, "classifier.1", device)?;
     }
     Ok(m)
 }

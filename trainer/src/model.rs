@@ -3,10 +3,13 @@
 //! (`mobilenet_v2.rs`), each with a one-logit head scoring FAKE. Layer tables as in torchvision,
 //! so its ImageNet checkpoints map onto them.
 
+use crate::torchvision::Checkpoint;
+use anyhow::Result;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, relu6};
+use std::path::Path;
 
 /// The activation after a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +63,10 @@ pub const BNECKS: [Bneck; 11] = [
 pub const STEM: usize = 16;
 pub const LAST_CONV: usize = 576;
 pub const HIDDEN: usize = 1024;
+/// torchvision's MobileNetV3 batch norms use ε = 0.001, and its ImageNet weights were trained with
+/// it. (Its momentum of 0.01 is not copied: with burn's 0.1 the running statistics of a model
+/// trained from scratch on a few hundred faces settle within the first epochs.)
+pub const BN_EPSILON: f64 = 1e-3;
 
 /// Squeeze channels: a quarter of the expansion, rounded to a multiple of 8 as torchvision does.
 pub fn squeeze_channels(c: usize) -> usize {
@@ -103,6 +110,12 @@ impl ConvBn {
             .with_initializer(Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false })
             .init(device);
         ConvBn { conv, bn: BatchNormConfig::new(cout).init(device), act }
+    }
+
+    /// The batch norm's ε (burn's default 1e-5 is torchvision's for MobileNetV2).
+    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
+        self.bn.epsilon = epsilon;
+        self
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -214,18 +227,18 @@ pub struct MobileNetV3 {
 
 impl MobileNetV3 {
     pub fn new(device: &Device) -> Self {
-        let stem = ConvBn::new(3, STEM, 3, 2, 1, Act::HardSwish, device);
+        let conv_bn = |cin, cout, k, stride, groups, act| {
+            ConvBn::new(cin, cout, k, stride, groups, act, device).with_epsilon(BN_EPSILON)
+        };
+        let stem = conv_bn(3, STEM, 3, 2, 1, Act::HardSwish);
         let mut cin = STEM;
         let mut blocks = vec![];
         for b in &BNECKS {
             blocks.push(Block {
-                expand: (b.expand != cin)
-                    .then(|| ConvBn::new(cin, b.expand, 1, 1, 1, b.act, device)),
-                depthwise: ConvBn::new(
-                    b.expand, b.expand, b.kernel, b.stride, b.expand, b.act, device,
-                ),
+                expand: (b.expand != cin).then(|| conv_bn(cin, b.expand, 1, 1, 1, b.act)),
+                depthwise: conv_bn(b.expand, b.expand, b.kernel, b.stride, b.expand, b.act),
                 se: b.se.then(|| SqueezeExcite::new(b.expand, device)),
-                project: ConvBn::new(b.expand, b.out, 1, 1, 1, Act::None, device),
+                project: conv_bn(b.expand, b.out, 1, 1, 1, Act::None),
                 residual: b.stride == 1 && cin == b.out,
             });
             cin = b.out;
@@ -233,7 +246,7 @@ impl MobileNetV3 {
         MobileNetV3 {
             stem,
             blocks,
-            last: ConvBn::new(cin, LAST_CONV, 1, 1, 1, Act::HardSwish, device),
+            last: conv_bn(cin, LAST_CONV, 1, 1, 1, Act::HardSwish),
             hidden: LinearConfig::new(LAST_CONV, HIDDEN).init(device),
             head: LinearConfig::new(HIDDEN, 1).init(device),
         }
@@ -252,4 +265,46 @@ impl MobileNetV3 {
         let [n, _] = x.dims();
         self.head.forward(x).reshape([n])
     }
+}
+
+/// Loads torchvision's ImageNet weights (`mobilenet_v3_small-047dcff4.pth`) into `model`: every
+/// convolution, batch norm and squeeze-excite, and the 1024-unit hidden layer of the classifier
+/// (`classifier.0`); the ImageNet output layer (`classifier.3`) is left out and the model keeps its
+/// own REAL/FAKE head.
+pub fn load_torchvision(model: MobileNetV3, path: &Path, device: &Device) -> Result<MobileNetV3> {
+    let mut ck = Checkpoint::open(path)?;
+    let mut m = model;
+    m.stem = ck.conv_bn(m.stem, "features.0.0", "features.0.1", device)?;
+    let mut blocks = vec![];
+    for (i, mut b) in m.blocks.into_iter().enumerate() {
+        // torchvision's `InvertedResidual.block`, numbered in order: expand (when the expansion
+        // changes the width), depthwise, squeeze-excite (where the table has one), project.
+        let f = format!("features.{}.block", i + 1);
+        let mut at = 0;
+        let mut next = || {
+            at += 1;
+            format!("{f}.{}", at - 1)
+        };
+        if let Some(expand) = b.expand.take() {
+            let p = next();
+            b.expand = Some(ck.conv_bn(expand, &format!("{p}.0"), &format!("{p}.1"), device)?);
+        }
+        let p = next();
+        b.depthwise = ck.conv_bn(b.depthwise, &format!("{p}.0"), &format!("{p}.1"), device)?;
+        if let Some(mut se) = b.se.take() {
+            let p = next();
+            se.reduce = ck.conv(se.reduce, &format!("{p}.fc1"), device)?;
+            se.expand = ck.conv(se.expand, &format!("{p}.fc2"), device)?;
+            b.se = Some(se);
+        }
+        let p = next();
+        b.project = ck.conv_bn(b.project, &format!("{p}.0"), &format!("{p}.1"), device)?;
+        blocks.push(b);
+    }
+    m.blocks = blocks;
+    let last = format!("features.{}", BNECKS.len() + 1);
+    m.last = ck.conv_bn(m.last, &format!("{last}.0"), &format!("{last}.1"), device)?;
+    m.hidden = ck.linear(m.hidden, "classifier.0", device)?;
+    ck.finish("classifier.3.")?;
+    Ok(m)
 }

@@ -1,6 +1,7 @@
 //! One training run, start to finish: data, face crops, split, training, reports, export, and the
 //! check that the exported models give burn's probabilities.
 
+use crate::checkpoint::{changed_settings, Checkpoints};
 use crate::dataset::{self, Sample};
 use crate::export;
 use crate::faces::{CropSettings, Cropped, Cropper, NoFace};
@@ -62,10 +63,46 @@ struct SplitEntry<'a> {
 }
 
 /// Runs everything; `log` receives the progress lines.
-pub fn run(cfg: &RunConfig, mut log: impl FnMut(&str)) -> Result<RunSummary> {
+pub fn run(cfg: &RunConfig, log: impl FnMut(&str)) -> Result<RunSummary> {
+    run_from(cfg, false, log)
+}
+
+/// Continues the run in `cfg.out` from its latest checkpoint, to the result the uninterrupted run
+/// gives. `cfg` must be the run's saved configuration (`saved_config`), changed at most in the
+/// settings `checkpoint::RESUMABLE` names.
+pub fn resume(cfg: &RunConfig, log: impl FnMut(&str)) -> Result<RunSummary> {
+    run_from(cfg, true, log)
+}
+
+/// The configuration saved in a run folder.
+pub fn saved_config(out: &Path) -> Result<RunConfig> {
+    let path = out.join(CONFIG);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: no run configuration to resume", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a run configuration", path.display()))
+}
+
+const CONFIG: &str = "config.json";
+const SPLIT: &str = "split.json";
+
+fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<RunSummary> {
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
-    std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
+    let checkpoints = Checkpoints::new(&cfg.out, resume);
+    if resume {
+        let saved = saved_config(&cfg.out)?;
+        if let Some((name, was, now)) = changed_settings(&saved, cfg)?.first() {
+            bail!(
+                "{}: the run was made with {name} = {was}, not {now}",
+                cfg.out.join(CONFIG).display()
+            );
+        }
+        log(&format!("resuming from {}", checkpoints.state_path().display()));
+    } else {
+        checkpoints.clear()?;
+    }
+    std::fs::write(cfg.out.join(CONFIG), serde_json::to_string_pretty(cfg)?)?;
 
     let data = dataset::scan(&cfg.data)?;
     for (i, root) in cfg.data.iter().enumerate() {
@@ -134,7 +171,21 @@ pub fn run(cfg: &RunConfig, mut log: impl FnMut(&str)) -> Result<RunSummary> {
     ));
 
     let (train_items, mut val_items, split) = split(cropped, cfg.val_fraction, cfg.train.seed);
-    std::fs::write(cfg.out.join("split.json"), serde_json::to_string_pretty(&split)?)?;
+    let split = serde_json::to_string_pretty(&split)?;
+    let split_path = cfg.out.join(SPLIT);
+    if resume {
+        // The checkpoints only continue the same training and validation faces.
+        let before = std::fs::read_to_string(&split_path).with_context(|| {
+            format!("{}: cannot read the resumed run's split", split_path.display())
+        })?;
+        ensure!(
+            before == split,
+            "{}: the data or its face crops changed since the run began (the split differs); start \
+             a new run",
+            split_path.display()
+        );
+    }
+    std::fs::write(&split_path, split)?;
     let real_train = train_items.iter().filter(|i| !i.fake).count();
     let fake_train = train_items.len() - real_train;
     if fake_train == 0 && !cfg.train.sbi {
@@ -172,12 +223,19 @@ pub fn run(cfg: &RunConfig, mut log: impl FnMut(&str)) -> Result<RunSummary> {
         threshold: 0.5,
     };
     let epochs = cfg.train.epochs;
-    let trained = train::train(&train_items, &val_items, &cfg.train, &meta, |s| {
-        log(&format!(
+    let trained = train::train(
+        &train_items,
+        &val_items,
+        &cfg.train,
+        &meta,
+        Some(&checkpoints),
+        |s| {
+            log(&format!(
             "epoch {}/{epochs}: loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} auc {:.3} | {:.1} img/s",
             s.epoch, s.train_loss, s.train_accuracy, s.val_loss, s.val_accuracy, s.val_auc, s.images_per_second
         ))
-    })?;
+        },
+    )?;
     let val_fake: Vec<bool> = val_items.iter().map(|i| i.fake).collect();
     meta.threshold = youden_threshold(&trained.val_p_fake, &val_fake);
     let metrics = Metrics::new(&trained.val_p_fake, &val_fake, meta.threshold);

@@ -1,13 +1,14 @@
 //! The training loop: Adam on binary cross-entropy, seeded shuffling, augmentation and
-//! self-blended fakes made afresh every epoch, validation after each epoch, and the epoch with the
-//! best validation ROC AUC kept.
+//! self-blended fakes made afresh every epoch, validation and a checkpoint after each epoch, and
+//! the epoch with the best validation ROC AUC kept.
 
 use crate::augment::augment;
+use crate::checkpoint::{self, Checkpoints};
 use crate::metrics;
 use crate::model::{Backbone, Net};
 use crate::sbi::self_blend;
 use anyhow::{anyhow, ensure, Result};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use edge::classify::{normalise, ModelMeta};
@@ -38,7 +39,7 @@ pub struct TrainConfig {
     pub backbone: Backbone,
     #[serde(default)]
     pub backend: Backend,
-    /// torchvision ImageNet checkpoint to start from (MobileNetV2 only, for now).
+    /// torchvision ImageNet checkpoint to start from, of the backbone's architecture.
     pub pretrained: Option<std::path::PathBuf>,
     /// Add one self-blended fake per real face per epoch.
     pub sbi: bool,
@@ -47,7 +48,7 @@ pub struct TrainConfig {
     pub augment: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochStats {
     pub epoch: usize,
     pub train_loss: f64,
@@ -76,11 +77,7 @@ pub fn initial_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
         (Some(path), Net::V2(m)) => {
             Ok(Net::V2(crate::mobilenet_v2::load_torchvision(m, path, device)?))
         }
-        (Some(path), Net::V3(_)) => anyhow::bail!(
-            "{}: loading MobileNetV3 checkpoints is not supported yet; use --backbone mobilenet-v2 \
-             with torchvision's mobilenet_v2 weights",
-            path.display()
-        ),
+        (Some(path), Net::V3(m)) => Ok(Net::V3(crate::model::load_torchvision(m, path, device)?)),
     }
 }
 
@@ -173,12 +170,32 @@ pub fn step(
     Ok((optim.step(lr, model, grads), loss_value, correct))
 }
 
-/// Trains on `train`, validating on `val` (which must hold both classes).
+/// The random stream of one epoch (order, self-blends, augmentation): a function of the seed and
+/// the epoch alone, so that a resumed run draws exactly what the uninterrupted run drew.
+fn epoch_rng(seed: u64, epoch: usize) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// Validation loss (mean binary cross-entropy of the probabilities) and the metrics at 0.5.
+fn validation_scores(p: &[f32], fake: &[bool]) -> (f64, metrics::Metrics) {
+    let loss = p
+        .iter()
+        .zip(fake)
+        .map(|(&p, &f)| -((if f { p } else { 1.0 - p }).clamp(1e-7, 1.0) as f64).ln())
+        .sum::<f64>()
+        / p.len() as f64;
+    (loss, metrics::Metrics::new(p, fake, 0.5))
+}
+
+/// Trains on `train`, validating on `val` (which must hold both classes), writing a checkpoint
+/// after every epoch when `checkpoints` is given, and continuing from the latest one when it says
+/// to resume.
 pub fn train(
     train: &[Item],
     val: &[Item],
     cfg: &TrainConfig,
     meta: &ModelMeta,
+    checkpoints: Option<&Checkpoints>,
     mut progress: impl FnMut(&EpochStats),
 ) -> Result<Trained> {
     ensure!(!train.is_empty(), "no training images");
@@ -189,28 +206,39 @@ pub fn train(
     let plain = cfg.backend.device()?;
     plain.seed(cfg.seed);
     let device = plain.clone().autodiff();
-    let mut model = initial_model(cfg, &device)?;
-    let mut optim = AdamConfig::new().init();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     // A batch counter, redrawn in place, where a person watches; logs get the epoch lines only.
     let show_batches = std::io::stderr().is_terminal();
     let val_images: Vec<RgbImage> = val.iter().map(|i| i.image.clone()).collect();
     let val_fake: Vec<bool> = val.iter().map(|i| i.fake).collect();
+
+    // (validation AUC, validation loss, epoch, model, validation p(FAKE)) of the best epoch so far.
+    let mut best: Option<(f64, f64, usize, Net, Vec<f32>)> = None;
+    let (mut model, mut optim, mut history) = match checkpoints.filter(|c| c.resume) {
+        Some(c) => {
+            let r = c.restore(cfg, &device, &plain)?;
+            // Scored again rather than read back, so the comparisons with later epochs see the
+            // very numbers the uninterrupted run compared.
+            let p = predict(&r.best_model, &val_images, meta, cfg.batch_size, &plain)?;
+            let (loss, m) = validation_scores(&p, &val_fake);
+            best = Some((m.auc, loss, r.best_epoch, r.best_model, p));
+            (r.model, r.optim, r.history)
+        }
+        None => (initial_model(cfg, &device)?, checkpoint::adam(), vec![]),
+    };
 
     // Each epoch: every item once, plus (with SBI) a fresh self-blended fake of every real face.
     let mut slots: Vec<(usize, bool)> = (0..train.len()).map(|i| (i, false)).collect();
     if cfg.sbi {
         slots.extend((0..train.len()).filter(|&i| !train[i].fake).map(|i| (i, true)));
     }
-    let mut history: Vec<EpochStats> = vec![];
-    // (validation AUC, validation loss, epoch, model, validation p(FAKE)) of the best epoch so far.
-    let mut best: Option<(f64, f64, usize, Net, Vec<f32>)> = None;
-    for epoch in 1..=cfg.epochs {
+    for epoch in history.len() + 1..=cfg.epochs {
         let start = Instant::now();
-        slots.shuffle(&mut rng);
+        let mut rng = epoch_rng(cfg.seed, epoch);
+        let mut order = slots.clone();
+        order.shuffle(&mut rng);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let batches = slots.len().div_ceil(cfg.batch_size.max(1));
-        for (b, chunk) in slots.chunks(cfg.batch_size.max(1)).enumerate() {
+        let batches = order.len().div_ceil(cfg.batch_size.max(1));
+        for (b, chunk) in order.chunks(cfg.batch_size.max(1)).enumerate() {
             if show_batches {
                 eprint!("\repoch {epoch}/{}: batch {}/{batches}", cfg.epochs, b + 1);
             }
@@ -238,22 +266,16 @@ pub fn train(
         let seconds = start.elapsed().as_secs_f64();
         let eval = model.valid();
         let p = predict(&eval, &val_images, meta, cfg.batch_size, &plain)?;
-        let val_loss = p
-            .iter()
-            .zip(&val_fake)
-            .map(|(&p, &f)| -((if f { p } else { 1.0 - p }).clamp(1e-7, 1.0) as f64).ln())
-            .sum::<f64>()
-            / p.len() as f64;
-        let m = metrics::Metrics::new(&p, &val_fake, 0.5);
+        let (val_loss, m) = validation_scores(&p, &val_fake);
         let stats = EpochStats {
             epoch,
-            train_loss: loss_sum / slots.len() as f64,
-            train_accuracy: correct as f64 / slots.len() as f64,
+            train_loss: loss_sum / order.len() as f64,
+            train_accuracy: correct as f64 / order.len() as f64,
             val_loss,
             val_accuracy: m.accuracy,
             val_auc: m.auc,
             seconds,
-            images_per_second: slots.len() as f64 / seconds,
+            images_per_second: order.len() as f64 / seconds,
         };
         progress(&stats);
         // Best AUC; among equal AUCs, the lower validation loss.
@@ -264,6 +286,9 @@ pub fn train(
             best = Some((m.auc, val_loss, epoch, eval, p));
         }
         history.push(stats);
+        if let (Some(c), Some((.., best_epoch, _, _))) = (checkpoints, &best) {
+            c.save(cfg, &model, &optim, &history, *best_epoch)?;
+        }
     }
     let (_, _, best_epoch, model, val_p_fake) = best.ok_or_else(|| anyhow!("no epoch was run"))?;
     Ok(Trained { model, history, best_epoch, val_p_fake })

@@ -121,3 +121,118 @@ fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
     assert!((p_fake[0] - p_fake[1]).abs() < 1e-4, "ONNX {} vs TFLite {}", p_fake[0], p_fake[1]);
     assert!((p_fake[0] - 0.5).abs() > 1e-3, "the trained model still answers 0.5: {p_fake:?}");
 }
+
+/// The trainer binary with the models folder set, and nothing else.
+fn bare_trainer(args: &[&str], paths: &[(&str, &Path)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    command.env("EDGE_MODELS", root().join("models")).args(args);
+    for (flag, path) in paths {
+        command.arg(flag).arg(path);
+    }
+    command.output().expect("trainer runs")
+}
+
+/// history.json without the timings, which no two runs share.
+fn history_without_timings(run: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run.join("history.json")).expect("history.json");
+    let mut history: Vec<serde_json::Value> = serde_json::from_str(&text).expect("JSON");
+    for epoch in &mut history {
+        let fields = epoch.as_object_mut().expect("an object per epoch");
+        assert!(fields.remove("seconds").is_some() && fields.remove("images_per_second").is_some());
+    }
+    history
+}
+
+#[test]
+fn a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run() {
+    let tmp = std::env::temp_dir().join(format!("trainer-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let real = tmp.join("data/real");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    for name in ["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"] {
+        std::fs::copy(photo(name), real.join(name)).expect("copy");
+    }
+    let (data, cache) = (tmp.join("data"), tmp.join("cache"));
+    // Self-blends and augmentation on, so every random stream is exercised; a high learning rate
+    // so that the second epoch moves the weights far from where the first left them.
+    let settings = [
+        "--sbi",
+        "--input-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--val-fraction",
+        "0.4",
+        "--lr",
+        "3e-3",
+    ];
+    let train = |out: &Path, extra: &[&str]| {
+        let args: Vec<&str> = settings.iter().chain(extra).copied().collect();
+        let out = bare_trainer(&args, &[("--data", &data), ("--cache", &cache), ("--out", out)]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    let whole = tmp.join("whole");
+    train(&whole, &["--epochs", "2"]);
+    let parts = tmp.join("parts");
+    train(&parts, &["--epochs", "1"]);
+    let first = history_without_timings(&parts);
+    assert_eq!(first.len(), 1);
+    // Resumed with nothing but the run folder and the new epoch count: the rest is the saved
+    // configuration.
+    let resumed = bare_trainer(&["--resume", "--epochs", "2"], &[("--out", &parts)]);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    assert!(log.contains("resuming from") && log.contains("state.json"), "{log}");
+    assert!(log.contains("epoch 2/2") && !log.contains("epoch 1/2"), "epoch 1 ran again:\n{log}");
+
+    // Bit for bit: the same epochs, scores, chosen model and exported weights.
+    assert_eq!(history_without_timings(&whole), history_without_timings(&parts));
+    assert_eq!(history_without_timings(&parts)[0], first[0]);
+    for file in ["metrics.json", "model.json", "model.onnx"] {
+        let read = |run: &Path| std::fs::read(run.join(file)).expect(file);
+        assert!(read(&whole) == read(&parts), "{file} differs between the whole and resumed runs");
+    }
+    // Only the latest epoch's files and the best epoch's model are kept.
+    let mut kept: Vec<String> = std::fs::read_dir(parts.join("checkpoints"))
+        .expect("checkpoints/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(parts.join("checkpoints/state.json")).expect("state.json"),
+    )
+    .expect("JSON");
+    let best = state["best_epoch"].as_u64().expect("best_epoch");
+    let mut expected = vec!["adam-2.bpk", "model-2.bpk", "state.json"];
+    if best == 1 {
+        expected.push("model-1.bpk");
+    }
+    expected.sort();
+    assert_eq!(kept, expected);
+
+    // Settings that change what is computed are refused, on one line that names them.
+    let conflict =
+        bare_trainer(&["--resume", "--input-size", "48", "--epochs", "3"], &[("--out", &parts)]);
+    let err = String::from_utf8_lossy(&conflict.stderr);
+    assert!(!conflict.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--input-size 48") && err.contains("config.json"), "{err}");
+
+    // A damaged or missing checkpoint file fails on one line naming it.
+    let model = parts.join("checkpoints/model-2.bpk");
+    let bytes = std::fs::read(&model).expect("model-2.bpk");
+    std::fs::write(&model, &bytes[..bytes.len() / 2]).expect("truncate");
+    let damaged = bare_trainer(&["--resume", "--epochs", "3"], &[("--out", &parts)]);
+    let err = String::from_utf8_lossy(&damaged.stderr);
+    assert!(!damaged.status.success());
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(last.starts_with("trainer: ") && last.contains("model-2.bpk"), "{err}");
+    std::fs::remove_file(parts.join("checkpoints/state.json")).expect("rm");
+    let missing = bare_trainer(&["--resume", "--epochs", "3"], &[("--out", &parts)]);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(last.starts_with("trainer: ") && last.contains("state.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

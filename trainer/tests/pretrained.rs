@@ -65,3 +65,86 @@ fn a_file_that_is_not_a_checkpoint_fails_naming_it() {
     .expect_err("a PNG is not a checkpoint");
     assert!(format!("{err:#}").contains("coffee.png"), "{err:#}");
 }
+
+/// The values `torchvision_checkpoint.py` writes into its tensor number `id`.
+fn written(id: u64, len: usize) -> Vec<f32> {
+    (0..len).map(|k| id as f32 + (k % 1000) as f32 / 1024.0).collect()
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec().expect("f32 tensor")
+}
+
+#[test]
+fn torchvision_mobilenet_v3_small_checkpoint_layout_loads_into_our_model() {
+    use trainer::model::{load_torchvision, MobileNetV3};
+    // The real mobilenet_v3_small-047dcff4.pth is not reachable from here; this file has its
+    // tensor names, shapes and dtypes and torch.save's zip layout, with known values.
+    let path = std::env::temp_dir().join(format!("mobilenet_v3_small-{}.pth", std::process::id()));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torchvision_checkpoint.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ids: std::collections::HashMap<String, u64> =
+        serde_json::from_slice(&out.stdout).expect("tensor ids");
+    let id = |name: &str| *ids.get(name).unwrap_or_else(|| panic!("no {name} written"));
+
+    let device = Device::flex();
+    let fresh = MobileNetV3::new(&device);
+    let head_before = values(fresh.head.weight.val());
+    let m = load_torchvision(fresh, &path, &device).expect("checkpoint loads");
+    let _ = std::fs::remove_file(&path);
+
+    let check = |got: Vec<f32>, name: &str| {
+        assert_eq!(got, written(id(name), got.len()), "{name}");
+    };
+    check(values(m.stem.conv.weight.val()), "features.0.0.weight");
+    // features.4: 24 → 96 channels, 5×5 depthwise, squeeze-excite to 24, project to 40.
+    let b = &m.blocks[3];
+    let expand = b.expand.as_ref().expect("block 4 expands");
+    check(values(expand.conv.weight.val()), "features.4.block.0.0.weight");
+    assert_eq!(b.depthwise.conv.weight.dims(), [96, 1, 5, 5]);
+    check(values(b.depthwise.conv.weight.val()), "features.4.block.1.0.weight");
+    check(values(b.depthwise.bn.gamma.val()), "features.4.block.1.1.weight");
+    check(values(b.depthwise.bn.beta.val()), "features.4.block.1.1.bias");
+    check(values(b.depthwise.bn.running_mean.value()), "features.4.block.1.1.running_mean");
+    check(values(b.depthwise.bn.running_var.value()), "features.4.block.1.1.running_var");
+    let se = b.se.as_ref().expect("block 4 has squeeze-excite");
+    assert_eq!(se.reduce.weight.dims(), [24, 96, 1, 1]);
+    check(values(se.reduce.weight.val()), "features.4.block.2.fc1.weight");
+    check(values(se.reduce.bias.as_ref().expect("bias").val()), "features.4.block.2.fc1.bias");
+    check(values(se.expand.weight.val()), "features.4.block.2.fc2.weight");
+    check(values(b.project.conv.weight.val()), "features.4.block.3.0.weight");
+    // features.1 has no expansion: depthwise at block.0, squeeze-excite at block.1.
+    let b = &m.blocks[0];
+    assert!(b.expand.is_none());
+    check(values(b.depthwise.conv.weight.val()), "features.1.block.0.0.weight");
+    check(values(b.se.as_ref().expect("se").expand.weight.val()), "features.1.block.1.fc2.weight");
+    check(values(b.project.bn.running_var.value()), "features.1.block.2.1.running_var");
+    check(values(m.last.bn.running_mean.value()), "features.12.1.running_mean");
+    // torchvision's Linear weight is [out, in], burn's [in, out].
+    check(values(m.hidden.weight.val().transpose()), "classifier.0.weight");
+    check(values(m.hidden.bias.as_ref().expect("bias").val()), "classifier.0.bias");
+    // The ImageNet output layer is not loaded: the REAL/FAKE head stays as it was.
+    assert_eq!(m.head.weight.dims(), [1024, 1]);
+    assert_eq!(values(m.head.weight.val()), head_before);
+    // torchvision's ε, which the ImageNet statistics were computed with.
+    assert_eq!(m.stem.bn.epsilon, 1e-3);
+}
+
+#[test]
+fn a_checkpoint_of_another_architecture_fails_naming_file_and_tensor() {
+    let device = Device::flex();
+    let v2 = fetched("models/mobilenet_v2-b0353104.pth");
+    let err =
+        trainer::model::load_torchvision(trainer::model::MobileNetV3::new(&device), &v2, &device)
+            .expect_err("MobileNetV2 weights do not fit MobileNetV3");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("mobilenet_v2-b0353104.pth") && msg.contains("features.0.0.weight"),
+        "{msg}"
+    );
+}

@@ -3,8 +3,9 @@
 //! the trainer cuts its training faces with it too.
 
 use crate::detect::BBox;
-use image::imageops::{self, FilterType};
-use image::{GenericImageView, Rgb, RgbImage};
+use crate::resize::{self, Rect};
+use image::imageops;
+use image::{Rgb, RgbImage};
 
 /// Default margin: the square's side is the larger box side times (1 + margin). BlazeFace boxes run
 /// from the brows to the chin; a margin keeps the blending boundary of swapped faces in view.
@@ -32,13 +33,12 @@ pub fn square_around(b: &BBox, margin: f32) -> Square {
 
 /// Cuts `square` out of `img` and resizes it to `size`×`size`; parts outside the image are black.
 pub fn cut(img: &RgbImage, square: Square, size: u32) -> RgbImage {
-    let mut out = RgbImage::from_pixel(size, size, Rgb([0, 0, 0]));
     let (w, h) = (img.width() as i64, img.height() as i64);
     let side = square.side as i64;
     let (cx0, cy0) = (square.x.clamp(0, w), square.y.clamp(0, h));
     let (cx1, cy1) = ((square.x + side).clamp(0, w), (square.y + side).clamp(0, h));
     if cx1 <= cx0 || cy1 <= cy0 {
-        return out;
+        return RgbImage::from_pixel(size, size, Rgb([0, 0, 0]));
     }
     // Where the visible part lands in the output, scaled from the square to `size`.
     let scale = size as f64 / side as f64;
@@ -47,13 +47,14 @@ pub fn cut(img: &RgbImage, square: Square, size: u32) -> RgbImage {
     let dx1 = ((cx1 - square.x) as f64 * scale).round() as i64;
     let dy1 = ((cy1 - square.y) as f64 * scale).round() as i64;
     let (dw, dh) = ((dx1 - dx0).max(1) as u32, (dy1 - dy0).max(1) as u32);
-    let view =
-        imageops::crop_imm(img, cx0 as u32, cy0 as u32, (cx1 - cx0) as u32, (cy1 - cy0) as u32);
-    let part = if (dw, dh) == (view.width(), view.height()) {
-        view.to_image()
-    } else {
-        imageops::resize(&*view, dw, dh, FilterType::Triangle)
-    };
+    let visible =
+        Rect { x: cx0 as u32, y: cy0 as u32, w: (cx1 - cx0) as u32, h: (cy1 - cy0) as u32 };
+    let part = resize::triangle_rect(img, visible, dw, dh);
+    if part.dimensions() == (size, size) {
+        // The square lies inside the image: nothing to pad.
+        return part;
+    }
+    let mut out = RgbImage::from_pixel(size, size, Rgb([0, 0, 0]));
     imageops::replace(&mut out, &part, dx0, dy0);
     out
 }

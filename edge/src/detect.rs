@@ -9,8 +9,8 @@
 
 use crate::anchors::{Anchor, AnchorSpec, FULL_RANGE, SHORT_RANGE};
 use crate::model::{self, Plan};
+use crate::resize::{self, Rect};
 use anyhow::{bail, Context, Result};
-use image::imageops::{self, FilterType};
 use image::RgbImage;
 use serde::Serialize;
 use std::path::Path;
@@ -80,18 +80,9 @@ pub struct Detector {
     pub config: DetectorConfig,
 }
 
-/// A rectangle of the source image that is detected on in one model run.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Region {
-    x: u32,
-    y: u32,
-    w: u32,
-    h: u32,
-}
-
 /// How a region was fitted into the model input: scaled by (sx, sy), then offset by the padding.
 struct Letterbox {
-    region: Region,
+    region: Rect,
     sx: f32,
     sy: f32,
     pad_x: f32,
@@ -99,7 +90,7 @@ struct Letterbox {
 }
 
 impl Letterbox {
-    fn new(region: Region, size: usize) -> (Letterbox, u32, u32) {
+    fn new(region: Rect, size: usize) -> (Letterbox, u32, u32) {
         let scale = size as f32 / region.w.max(region.h) as f32;
         let w = ((region.w as f32 * scale).round() as u32).clamp(1, size as u32);
         let h = ((region.h as f32 * scale).round() as u32).clamp(1, size as u32);
@@ -185,8 +176,8 @@ impl Detector {
 
     /// The whole image, then (with tiling, for images at least four model inputs across their
     /// shorter side) a grid of square tiles half the shorter side wide, overlapping by half.
-    fn regions(&self, width: u32, height: u32) -> Vec<Region> {
-        let mut regions = vec![Region { x: 0, y: 0, w: width, h: height }];
+    fn regions(&self, width: u32, height: u32) -> Vec<Rect> {
+        let mut regions = vec![Rect { x: 0, y: 0, w: width, h: height }];
         let short = width.min(height);
         if !self.config.tiling || (short as usize) < 4 * self.spec.input_size {
             return regions;
@@ -198,17 +189,16 @@ impl Detector {
         };
         for y in starts(height) {
             for x in starts(width) {
-                regions.push(Region { x, y, w: tile, h: tile });
+                regions.push(Rect { x, y, w: tile, h: tile });
             }
         }
         regions
     }
 
-    fn detect_region(&self, img: &RgbImage, region: Region) -> Result<Vec<Face>> {
+    fn detect_region(&self, img: &RgbImage, region: Rect) -> Result<Vec<Face>> {
         let size = self.spec.input_size;
         let (lb, w, h) = Letterbox::new(region, size);
-        let view = imageops::crop_imm(img, region.x, region.y, region.w, region.h);
-        let resized = imageops::resize(&*view, w, h, FilterType::Triangle);
+        let resized = resize::triangle_rect(img, region, w, h);
         // Padding is black, which is -1 once scaled to [-1, 1].
         let mut input = vec![-1f32; size * size * 3];
         for (x, y, px) in resized.enumerate_pixels() {
@@ -249,7 +239,7 @@ impl Detector {
 
 /// True when a box found in a tile reaches an edge of the tile that is not an edge of the image:
 /// the face is likely cut there, and another tile (or the whole-image pass) sees it whole.
-fn touches_inner_edge(b: &BBox, r: Region, img: &RgbImage) -> bool {
+fn touches_inner_edge(b: &BBox, r: Rect, img: &RgbImage) -> bool {
     const MARGIN: f32 = 2.0;
     (r.x > 0 && b.x0 < r.x as f32 + MARGIN)
         || (r.y > 0 && b.y0 < r.y as f32 + MARGIN)
@@ -264,7 +254,7 @@ mod tests {
     #[test]
     fn letterbox_round_trips_portrait_and_landscape() {
         for (w, h) in [(300, 600), (600, 300), (128, 128), (1, 999)] {
-            let region = Region { x: 10, y: 20, w, h };
+            let region = Rect { x: 10, y: 20, w, h };
             let (lb, rw, rh) = Letterbox::new(region, 128);
             assert!(rw <= 128 && rh <= 128 && (rw == 128 || rh == 128));
             // The corners of the resized image map back to the corners of the region.

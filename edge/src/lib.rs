@@ -24,6 +24,7 @@ pub mod model;
 pub mod mqtt;
 pub mod nms;
 pub mod pipeline;
+pub mod resize;
 pub mod service;
 pub mod source;
 pub mod tflite_fp16;

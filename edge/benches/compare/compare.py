@@ -560,10 +560,10 @@ def write_results(path, v):
     lines += [
         "",
         f"The two pipelines agree: the same number of faces on {a['same_count']} of {a['frames']} "
-        f"frames, boxes within {a['box']:.2f} px, p(FAKE) within {a['p_fake']:.3f}. The "
-        "difference is Pillow's resizing against the image crate's: their face crops differ by "
-        "a grey level here and there, which moves this classifier's p(FAKE) by a few hundredths "
-        "(on edge's own crop, LiteRT gives edge's p(FAKE)).",
+        f"frames, boxes within {a['box']:.2f} px, p(FAKE) within {a['p_fake']:.3f}. The face "
+        "crops differ slightly (Pillow's resizing against the image crate's, and boxes a fraction "
+        "of a pixel apart can move the square crop by a pixel), and this classifier's p(FAKE) is "
+        "that sensitive; on the same crop the runtimes agree (see Same outputs).",
         "",
         "## Where tract's time goes",
         "",

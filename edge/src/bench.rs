@@ -240,6 +240,9 @@ pub struct Profile {
     pub runs: usize,
     /// Median of the whole runs, measured around the same runs.
     pub run_ms: f64,
+    /// Median over the runs of the time outside every node (the run less its nodes' sum):
+    /// the plan's own work between nodes.
+    pub outside_ms: f64,
     /// Every node that took time, slowest first.
     pub nodes: Vec<NodeTime>,
 }
@@ -251,7 +254,7 @@ pub fn profile(p: &Prepared, runs: usize) -> Result<Profile> {
     let runs = runs.max(1);
     let model = p.plan.model();
     let mut per_node = vec![vec![]; model.nodes.len()];
-    let mut whole = vec![];
+    let (mut whole, mut outside) = (vec![], vec![]);
     let mut state = SimpleState::new(&p.plan)?;
     for i in 0..=runs {
         let mut this_run = vec![0f64; model.nodes.len()];
@@ -266,7 +269,9 @@ pub fn profile(p: &Prepared, runs: usize) -> Result<Profile> {
             },
         )?;
         if i > 0 {
-            whole.push(t.elapsed().as_secs_f64() * 1e3);
+            let run = t.elapsed().as_secs_f64() * 1e3;
+            whole.push(run);
+            outside.push(run - this_run.iter().sum::<f64>());
             for (samples, ms) in per_node.iter_mut().zip(this_run) {
                 samples.push(ms);
             }
@@ -286,7 +291,13 @@ pub fn profile(p: &Prepared, runs: usize) -> Result<Profile> {
         .filter(|n| n.ms > 0.0)
         .collect();
     nodes.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-    Ok(Profile { model: p.model, runs, run_ms: Stat::of(whole).median, nodes })
+    Ok(Profile {
+        model: p.model,
+        runs,
+        run_ms: Stat::of(whole).median,
+        outside_ms: Stat::of(outside).median,
+        nodes,
+    })
 }
 
 impl Profile {
@@ -311,13 +322,15 @@ impl Profile {
         let total: f64 = self.nodes.iter().map(|n| n.ms).sum();
         let share = |ms: f64| 100.0 * ms / total.max(f64::MIN_POSITIVE);
         let mut s = format!(
-            "{} — {} runs: {:.2} ms per run, {:.2} ms in {} nodes (medians)\n\n\
+            "{} — {} runs: {:.2} ms per run, {:.2} ms in {} nodes, {:.2} ms outside them \
+             (medians)\n\n\
              | node | op | output | ms | % |\n| --- | --- | --- | ---: | ---: |\n",
             self.model,
             self.runs,
             self.run_ms,
             total,
-            self.nodes.len()
+            self.nodes.len(),
+            self.outside_ms
         );
         for n in self.nodes.iter().take(top) {
             s += &format!(

@@ -599,8 +599,9 @@ def summary(profile):
     """One line: the op types that take most of the time."""
     total = sum(n["ms"] for n in profile["nodes"]) or 1.0
     parts = ", ".join(f"{op} {100 * ms / total:.0f} %" for op, _, ms in by_op(profile)[:4])
-    return (f"- {profile['model']}: {profile['run_ms']:.2f} ms per run, {total:.2f} ms of it "
-            f"inside the nodes; {parts}.")
+    return (f"- {profile['model']}: {profile['run_ms']:.2f} ms per run; the nodes' medians add up "
+            f"to {total:.2f} ms, and {profile['outside_ms']:.2f} ms of a run (median) is spent "
+            f"between nodes; in the nodes: {parts}.")
 
 
 def profile_tables(profile, top):

@@ -111,6 +111,11 @@ impl Classifier {
         self.size
     }
 
+    /// The optimised tract plan (for `edge bench --profile`).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
     /// The model's input tensor for one face crop of `input_size()` pixels.
     pub fn input_tensor(&self, face: &RgbImage) -> Result<Tensor> {
         let s = self.size as usize;

@@ -160,6 +160,18 @@ impl Detector {
         Ok(())
     }
 
+    /// The model input for the whole image, as `detect` prepares it (for `edge bench`: the model
+    /// alone on a real input, and the same input for other runtimes).
+    pub fn input_tensor(&self, img: &RgbImage) -> Result<Tensor> {
+        let region = Rect { x: 0, y: 0, w: img.width(), h: img.height() };
+        Ok(self.letterbox(img, region)?.1)
+    }
+
+    /// The optimised tract plan (for `edge bench --profile`).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
     /// Finds the faces in an image, best score first.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Face>> {
         let mut all = vec![];
@@ -197,17 +209,7 @@ impl Detector {
 
     fn detect_region(&self, img: &RgbImage, region: Rect) -> Result<Vec<Face>> {
         let size = self.spec.input_size;
-        let (lb, w, h) = Letterbox::new(region, size);
-        let resized = resize::triangle_rect(img, region, w, h);
-        // Padding is black, which is -1 once scaled to [-1, 1].
-        let mut input = vec![-1f32; size * size * 3];
-        for (x, y, px) in resized.enumerate_pixels() {
-            let at = ((y + lb.pad_y as u32) as usize * size + (x + lb.pad_x as u32) as usize) * 3;
-            for c in 0..3 {
-                input[at + c] = px[c] as f32 / 127.5 - 1.0;
-            }
-        }
-        let input = Tensor::from_shape(&[1, size, size, 3], &input)?;
+        let (lb, input) = self.letterbox(img, region)?;
         let outputs = self.plan.run(tvec!(input.into()))?;
         let boxes = outputs[self.boxes_output].try_as_plain_ram()?;
         let boxes = boxes.as_slice::<f32>()?;
@@ -234,6 +236,22 @@ impl Detector {
             faces.push(Face { bbox: BBox { x0, y0, x1, y1 }, score, keypoints });
         }
         Ok(faces)
+    }
+
+    /// The model input for one region: letterboxed to the input size, scaled to [-1, 1].
+    fn letterbox(&self, img: &RgbImage, region: Rect) -> Result<(Letterbox, Tensor)> {
+        let size = self.spec.input_size;
+        let (lb, w, h) = Letterbox::new(region, size);
+        let resized = resize::triangle_rect(img, region, w, h);
+        // Padding is black, which is -1 once scaled to [-1, 1].
+        let mut input = vec![-1f32; size * size * 3];
+        for (x, y, px) in resized.enumerate_pixels() {
+            let at = ((y + lb.pad_y as u32) as usize * size + (x + lb.pad_x as u32) as usize) * 3;
+            for c in 0..3 {
+                input[at + c] = px[c] as f32 / 127.5 - 1.0;
+            }
+        }
+        Ok((lb, Tensor::from_shape(&[1, size, size, 3], &input)?))
     }
 }
 

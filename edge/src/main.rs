@@ -60,9 +60,31 @@ enum Command {
         /// The report as JSON instead of a Markdown table.
         #[arg(long)]
         json: bool,
+        /// Time the models alone (detector on the letterboxed image, classifier on the first
+        /// face's crop), without pre- or post-processing.
+        #[arg(long, conflicts_with = "profile")]
+        model_only: bool,
+        /// With --model-only: write each model's input and outputs into this folder as raw
+        /// little-endian f32 (to check other runtimes against tract).
+        #[arg(long, requires = "model_only", value_name = "DIR")]
+        dump: Option<PathBuf>,
+        /// Time every node of each model (tract's per-node evaluation hook) and print the
+        /// slowest nodes and the time per op type.
+        #[arg(long)]
+        profile: bool,
+        /// With --profile: how many of the slowest nodes to list.
+        #[arg(long, default_value_t = 15, value_name = "N")]
+        top: usize,
         #[command(flatten)]
         models: ModelOptions,
     },
+}
+
+/// What `edge bench` measures.
+enum BenchMode {
+    Stages,
+    ModelOnly(Option<PathBuf>),
+    Profile(usize),
 }
 
 fn main() -> ExitCode {
@@ -74,8 +96,22 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Bench { ref file, runs, json, ref models }) => {
-            bench(models, file, runs, json)
+        Some(Command::Bench {
+            ref file,
+            runs,
+            json,
+            model_only,
+            ref dump,
+            profile,
+            top,
+            ref models,
+        }) => {
+            let mode = match (model_only, profile) {
+                (true, _) => BenchMode::ModelOnly(dump.clone()),
+                (_, true) => BenchMode::Profile(top),
+                _ => BenchMode::Stages,
+            };
+            bench(models, file, runs, json, mode)
         }
         None if cli.list_cameras => list_cameras(),
         None if cli.live.dir.is_some() || cli.live.camera.is_some() => live(&cli),
@@ -421,13 +457,56 @@ fn unique_png_name(path: &Path, used: &mut HashSet<String>) -> String {
     name
 }
 
-fn bench(models: &ModelOptions, file: &Path, runs: usize, json: bool) -> Result<ExitCode> {
+fn bench(
+    models: &ModelOptions,
+    file: &Path,
+    runs: usize,
+    json: bool,
+    mode: BenchMode,
+) -> Result<ExitCode> {
     let pipeline = models.pipeline()?;
-    let report = edge::bench::run(&pipeline, file, runs)?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report.to_markdown());
+    match mode {
+        BenchMode::Stages => {
+            let report = edge::bench::run(&pipeline, file, runs)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.to_markdown());
+            }
+        }
+        BenchMode::ModelOnly(dump) => {
+            if let Some(dir) = &dump {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create folder {}", dir.display()))?;
+            }
+            let prepared = edge::bench::prepare(&pipeline, file)?;
+            let timings = edge::bench::model_only(&prepared, runs, dump.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string(&timings)?);
+            } else {
+                println!("| model | input | runs | median ms | p90 ms |\n| --- | --- | ---: | ---: | ---: |");
+                for t in timings {
+                    println!(
+                        "| {} | {:?} | {} | {:.3} | {:.3} |",
+                        t.model, t.input_shape, t.runs, t.ms.median, t.ms.p90
+                    );
+                }
+            }
+        }
+        BenchMode::Profile(top) => {
+            let prepared = edge::bench::prepare(&pipeline, file)?;
+            let profiles = prepared
+                .iter()
+                .map(|p| edge::bench::profile(p, runs))
+                .collect::<Result<Vec<_>>>()?;
+            if json {
+                println!("{}", serde_json::to_string(&profiles)?);
+            } else {
+                for p in profiles {
+                    println!("{}", p.to_markdown(top));
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

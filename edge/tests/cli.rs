@@ -330,3 +330,81 @@ fn strip_metadata(onnx: &[u8]) -> Vec<u8> {
     model.metadata_props.clear();
     model.encode_to_vec()
 }
+
+/// `edge bench` with the test classifier and the full-range detector.
+fn bench(s: &Scratch, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+    cmd.env("EDGE_MODELS", root().join("models"));
+    cmd.args(["bench", "--file", path_str(&photo("astronaut.png")), "--model"]);
+    cmd.arg(&s.classifier).args(args);
+    let out = cmd.output().expect("edge runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+#[test]
+fn bench_model_only_dumps_the_inputs_and_outputs_the_pipeline_computes() {
+    let s = Scratch::new("bench-model-only");
+    let dump = s.dir.join("dump");
+    let out = bench(&s, &["--model-only", "--runs", "2", "--json", "--dump", path_str(&dump)]);
+    let timings: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let [detector, classifier] = timings.as_array().expect("one entry per model").as_slice() else {
+        panic!("expected the detector and the classifier: {timings}");
+    };
+    assert_eq!(detector["model"], "detector");
+    assert_eq!(detector["input_shape"], serde_json::json!([1, 192, 192, 3]));
+    let mut shapes: Vec<String> = detector["output_shapes"]
+        .as_array()
+        .expect("shapes")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    shapes.sort();
+    assert_eq!(shapes, ["[1,2304,16]", "[1,2304,1]"]);
+    assert_eq!(detector["samples_ms"].as_array().map(Vec::len), Some(2));
+    // The detector's input is the letterboxed photo in [-1, 1], not a blank.
+    let input = read_f32(&dump.join("detector.input.f32"));
+    assert_eq!(input.len(), 192 * 192 * 3);
+    assert!(input.iter().all(|v| (-1.0..=1.0).contains(v)));
+    assert!(input.iter().filter(|v| **v > -0.9).count() > input.len() / 2);
+    // The classifier's input is the face crop the pipeline cuts: its output is the p(FAKE) that
+    // `edge --file` reports for that face.
+    assert_eq!(classifier["input_shape"], serde_json::json!([1, 3, 64, 64]));
+    let p = read_f32(&dump.join("classifier.output0.f32"));
+    let out = s.edge(&["--json", "--file", path_str(&photo("astronaut.png"))]);
+    let reported = json_lines(&out)[0]["faces"][0]["p_fake"].as_f64().expect("p_fake") as f32;
+    assert_eq!(p.len(), 1);
+    assert!((p[0] - reported).abs() < 1e-6, "dumped {} against reported {reported}", p[0]);
+}
+
+#[test]
+fn bench_profile_times_every_node_inside_the_run() {
+    let s = Scratch::new("bench-profile");
+    let out = bench(&s, &["--profile", "--runs", "1", "--json"]);
+    let profiles: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let profiles = profiles.as_array().expect("one profile per model");
+    assert_eq!(profiles.len(), 2);
+    for p in profiles {
+        let nodes = p["nodes"].as_array().expect("nodes");
+        let ms: Vec<f64> = nodes.iter().map(|n| n["ms"].as_f64().expect("ms")).collect();
+        assert!(!ms.is_empty() && ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
+        assert!(nodes.iter().all(|n| !n["op"].as_str().unwrap_or("").is_empty()));
+        // With one run, the nodes' times are parts of the run's time.
+        let run = p["run_ms"].as_f64().expect("run_ms");
+        assert!(
+            ms.iter().sum::<f64>() <= run,
+            "{} ms in nodes, {run} ms in the run",
+            ms.iter().sum::<f64>()
+        );
+    }
+    // The BlazeFace graph is dozens of convolutions, not a handful of nodes.
+    assert!(profiles[0]["nodes"].as_array().map_or(0, Vec::len) > 50);
+    let text = bench(&s, &["--profile", "--runs", "1", "--top", "3"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("| op type | nodes | ms | % |"), "{text}");
+}

@@ -90,6 +90,27 @@ fn a_board_profile_sets_defaults_and_flags_override_it() {
         assert!(out.status.success(), "{}: {stderr}", path.display());
         assert_eq!(json_lines(&out.stdout).len(), 2, "{}: {stderr}", path.display());
     }
+    // The service's example configuration too: every key is a flag `edge` knows. Its camera is
+    // left out (a frame source excludes the other), its models and snapshot folders overridden.
+    let service = std::fs::read_to_string(root().join("systemd/edge.toml")).expect("edge.toml");
+    let without_camera: String =
+        service.lines().filter(|l| !l.starts_with("camera")).map(|l| format!("{l}\n")).collect();
+    assert!(without_camera.len() < service.len(), "systemd/edge.toml sets no camera");
+    let out = edge()
+        .arg("--config")
+        .arg(dir.write("service.toml", without_camera))
+        .arg("--dir")
+        .arg(dir.join("frames"))
+        .arg("--models")
+        .arg(root().join("models"))
+        .arg("--snapshots")
+        .arg(dir.join("snapshots"))
+        .args(["--max-frames", "1"])
+        .output()
+        .expect("edge runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd/edge.toml: {stderr}");
+    assert_eq!(json_lines(&out.stdout).len(), 2, "systemd/edge.toml: {stderr}");
     std::fs::write(
         &profile,
         format!(

@@ -1,6 +1,6 @@
 //! Command-line options shared by `edge` and `edge bench`, and what they resolve to.
 
-use crate::live::LiveConfig;
+use crate::live::{LiveConfig, MAX_THREADS};
 use crate::track::TrackerConfig;
 use crate::{crop, Classifier, Detector, DetectorConfig, Pipeline};
 use anyhow::{Context, Result};
@@ -149,6 +149,10 @@ pub struct LiveOptions {
     /// Run the face detector on every N-th frame and track the faces in between.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub detect_every: u64,
+    /// Threads for the loop: 2 runs the face detector on the next frame while the faces of this
+    /// one are classified (same results, more frames/s on a board with cores to spare).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
     /// Weight of the newest p(FAKE) in each face's running average (1 = no smoothing).
     #[arg(long, default_value_t = TrackerConfig::default().smoothing, value_name = "W")]
     pub smoothing: f32,
@@ -185,8 +189,14 @@ impl LiveOptions {
             self.smoothing > 0.0 && self.smoothing <= 1.0,
             "--smoothing must be in (0, 1]"
         );
+        anyhow::ensure!(
+            (1..=MAX_THREADS).contains(&self.threads),
+            "--threads must be 1 or {MAX_THREADS}: the loop runs detection beside classification, \
+             no more"
+        );
         Ok(LiveConfig {
             detect_every: self.detect_every,
+            threads: self.threads,
             tracker: TrackerConfig {
                 smoothing: self.smoothing,
                 hysteresis: self.hysteresis,

@@ -69,7 +69,9 @@ impl Default for DetectorConfig {
     }
 }
 
-/// A BlazeFace model ready to run.
+/// A BlazeFace model ready to run. Clones share the optimised model (the live loop's detection
+/// thread runs one).
+#[derive(Clone)]
 pub struct Detector {
     plan: Plan,
     spec: AnchorSpec,

@@ -5,6 +5,7 @@
 use crate::annotate;
 use crate::classify::Label;
 use crate::crop;
+use crate::detect::{Detector, Face};
 use crate::events::{Event, EventKind, EventSink};
 use crate::pipeline::{FaceReport, Pipeline};
 use crate::source::{Frame, FrameSource, SourceError};
@@ -14,6 +15,8 @@ use image::RgbImage;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Clone, Copy, Debug)]
@@ -21,11 +24,32 @@ pub struct LiveConfig {
     /// Run the detector on every k-th frame; tracks are carried forward in between.
     pub detect_every: u64,
     pub tracker: TrackerConfig,
+    /// 1: each frame detected, tracked and classified in turn. 2: [`run`] detects the next frame
+    /// on a thread of its own while this frame's faces are cropped and classified (same results,
+    /// one frame later).
+    pub threads: usize,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        LiveConfig { detect_every: 1, tracker: TrackerConfig::default() }
+        LiveConfig { detect_every: 1, tracker: TrackerConfig::default(), threads: 1 }
+    }
+}
+
+/// The most threads the loop has use for: detection beside cropping and classification.
+pub const MAX_THREADS: usize = 2;
+
+/// The detector's outcome for one frame, and its milliseconds.
+struct Detection {
+    faces: Result<Vec<Face>>,
+    ms: f64,
+}
+
+impl Detection {
+    fn run(detector: &Detector, image: &RgbImage) -> Detection {
+        let t = Instant::now();
+        let faces = detector.detect(image);
+        Detection { faces, ms: ms_since(t) }
     }
 }
 
@@ -75,15 +99,33 @@ impl Live {
     /// events and faces of this frame.
     pub fn process(&mut self, frame: &Frame) -> Result<FrameResult> {
         let started = Instant::now();
-        let mut ms = StageMs::default();
+        let detection =
+            self.schedule().then(|| Detection::run(&self.pipeline.detector, &frame.image));
+        self.advance(frame, detection, started)
+    }
+
+    /// Counts the next frame and says whether the detector runs on it.
+    fn schedule(&mut self) -> bool {
         let detect = self.frames_seen.is_multiple_of(self.config.detect_every);
         self.frames_seen += 1;
+        detect
+    }
+
+    /// Tracks with the frame's detection (or predicts without one), classifies every tracked
+    /// face, and returns the events and faces of this frame.
+    fn advance(
+        &mut self,
+        frame: &Frame,
+        detection: Option<Detection>,
+        started: Instant,
+    ) -> Result<FrameResult> {
+        let mut ms = StageMs::default();
+        let detect = detection.is_some();
         let mut result = FrameResult { detected: detect, ..FrameResult::default() };
         let time = rfc3339_millis(SystemTime::now());
-        if detect {
-            let t = Instant::now();
-            let faces = self.pipeline.detector.detect(&frame.image)?;
-            ms.detect = ms_since(t);
+        if let Some(detection) = detection {
+            let faces = detection.faces?;
+            ms.detect = detection.ms;
             for gone in self.tracker.update(faces, frame.seq) {
                 result.events.push(event(EventKind::Left, &gone, frame, &time, None));
             }
@@ -193,7 +235,8 @@ pub struct StageMs {
     pub detect: f64,
     pub crop: f64,
     pub classify: f64,
-    /// The whole of [`Live::process`].
+    /// The whole of [`Live::process`]; with two threads, from waiting for the frame's
+    /// detection to its last classification (the time the loop spends per frame).
     pub frame: f64,
 }
 
@@ -329,21 +372,67 @@ pub struct Outputs<'a> {
 /// Runs the loop until the source ends, `stop` is set, or `max_frames` are processed; returns
 /// the statistics of the whole run. Bad frames and failures of a frame are logged and skipped;
 /// a source lost for good (not wrapped in [`crate::source::Reconnecting`]) ends the run with an
-/// error; a failing output is logged and the loop goes on.
+/// error; a failing output is logged and the loop goes on. With `threads` 2 the detector runs on
+/// a thread of its own, one frame ahead.
 pub fn run(
     live: &mut Live,
     source: &mut dyn FrameSource,
     stop: &AtomicBool,
     outputs: &mut Outputs,
 ) -> Result<StatsReport> {
+    if live.config.threads < 2 {
+        return run_with(live, source, stop, outputs, None);
+    }
+    let detector = live.pipeline.detector.clone();
+    let (frames, to_detect) = mpsc::channel::<Arc<Frame>>();
+    let (detected, detections) = mpsc::channel();
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("detect".into())
+            .spawn_scoped(scope, move || {
+                for frame in to_detect {
+                    if detected.send(Detection::run(&detector, &frame.image)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the detection thread")?;
+        // Dropping `frames` on return ends the thread.
+        run_with(live, source, stop, outputs, Some(DetectThread { frames, detections }))
+    })
+}
+
+/// The ends of the detection thread's channels.
+struct DetectThread {
+    frames: Sender<Arc<Frame>>,
+    detections: Receiver<Detection>,
+}
+
+/// A frame taken from the source, waiting for its detection (or for its turn, without one).
+struct Pending {
+    frame: Arc<Frame>,
+    detect: bool,
+}
+
+fn run_with(
+    live: &mut Live,
+    source: &mut dyn FrameSource,
+    stop: &AtomicBool,
+    outputs: &mut Outputs,
+    detect_thread: Option<DetectThread>,
+) -> Result<StatsReport> {
     let name = source.describe();
     let (mut last_seq, mut last_origin) = (0, name.clone());
     let mut lost = None;
+    // With a detection thread, the frame before the newest one: it is classified while the
+    // newest is detected.
+    let mut pending: Option<Pending> = None;
+    let in_flight = |pending: &Option<Pending>| u64::from(pending.is_some());
     while !stop.load(Ordering::Relaxed)
-        && outputs.max_frames.is_none_or(|m| live.total.processed < m)
+        && outputs.max_frames.is_none_or(|m| live.total.processed + in_flight(&pending) < m)
     {
         let frame = match source.next_frame() {
-            Ok(Some(frame)) => frame,
+            Ok(Some(frame)) => Arc::new(frame),
             Ok(None) => break,
             Err(SourceError::Frame(e)) => {
                 live.bad_frame();
@@ -355,6 +444,10 @@ pub fn run(
                 break;
             }
             Err(SourceError::Idle) => {
+                // Nothing new to overlap with: finish the waiting frame now.
+                if let Some(p) = pending.take() {
+                    complete(live, outputs, detect_thread.as_ref(), p);
+                }
                 if let Some(on_idle) = &mut outputs.on_idle {
                     on_idle();
                 }
@@ -363,22 +456,22 @@ pub fn run(
         };
         last_seq = frame.seq;
         last_origin.clone_from(&frame.origin);
-        match live.process(&frame) {
-            Ok(result) => deliver(outputs, &frame, &result),
-            Err(e) => {
-                live.bad_frame();
-                eprintln!("edge: {}: {e:#}", frame.origin);
-            }
-        }
-        if let Some(every) = outputs.stats_every {
-            if live.window.since.elapsed() >= every {
-                let report = live.window.report();
-                if let Some(on_stats) = &mut outputs.on_stats {
-                    on_stats(&report);
+        let detect = live.schedule();
+        let next = Pending { frame, detect };
+        match &detect_thread {
+            Some(thread) => {
+                if detect && thread.frames.send(next.frame.clone()).is_err() {
+                    eprintln!("edge: the detection thread has stopped");
                 }
-                live.window = Stats::default();
+                if let Some(previous) = pending.replace(next) {
+                    complete(live, outputs, detect_thread.as_ref(), previous);
+                }
             }
+            None => complete(live, outputs, None, next),
         }
+    }
+    if let Some(p) = pending.take() {
+        complete(live, outputs, detect_thread.as_ref(), p);
     }
     let result =
         FrameResult { events: live.finish(&last_origin, last_seq), ..FrameResult::default() };
@@ -388,6 +481,35 @@ pub fn run(
     match lost {
         Some(e) => Err(e.context(format!("{name} lost"))),
         None => Ok(live.total.report()),
+    }
+}
+
+/// Detects (here, or takes the detection thread's result), tracks and classifies one frame,
+/// delivers its outcome, and reports the statistics when their interval is over.
+fn complete(live: &mut Live, outputs: &mut Outputs, thread: Option<&DetectThread>, p: Pending) {
+    let started = Instant::now();
+    let detection = p.detect.then(|| match thread {
+        Some(thread) => thread.detections.recv().unwrap_or_else(|_| Detection {
+            faces: Err(anyhow::anyhow!("the detection thread has stopped")),
+            ms: 0.0,
+        }),
+        None => Detection::run(&live.pipeline.detector, &p.frame.image),
+    });
+    match live.advance(&p.frame, detection, started) {
+        Ok(result) => deliver(outputs, &p.frame, &result),
+        Err(e) => {
+            live.bad_frame();
+            eprintln!("edge: {}: {e:#}", p.frame.origin);
+        }
+    }
+    if let Some(every) = outputs.stats_every {
+        if live.window.since.elapsed() >= every {
+            let report = live.window.report();
+            if let Some(on_stats) = &mut outputs.on_stats {
+                on_stats(&report);
+            }
+            live.window = Stats::default();
+        }
     }
 }
 

@@ -198,6 +198,13 @@ fn live(cli: &Cli) -> Result<ExitCode> {
     let mut live = Live::new(pipeline, config);
     let result = edge::live::run(&mut live, &mut source, &stop, &mut outputs);
     drop(outputs);
+    if let Some(publisher) = mqtt {
+        // The run's statistics too, then the queue delivered within the flush time.
+        if let Ok(report) = &result {
+            mqtt::stats(&publisher, report);
+        }
+        mqtt::close(publisher);
+    }
     if let Some(Err(e)) = notifier.as_ref().map(|n| n.stopping()) {
         eprintln!("edge: {e:#}");
     }
@@ -270,6 +277,17 @@ mod mqtt {
             Err(e) => eprintln!("edge: mqtt: statistics: {e}"),
         }
     }
+
+    /// Delivers what is queued (up to 2 s), publishes `offline`, and says in one line what never
+    /// reached the broker and why.
+    pub fn close(publisher: MqttPublisher) {
+        let status = publisher.close(std::time::Duration::from_secs(2));
+        let lost = status.queued as u64 + status.dropped;
+        if lost > 0 {
+            let why = status.last_error.map(|e| format!(": {e}")).unwrap_or_default();
+            eprintln!("edge: mqtt: {lost} event(s) not delivered{why}");
+        }
+    }
 }
 
 /// Without the mqtt feature `--mqtt` fails at start-up.
@@ -293,6 +311,10 @@ mod mqtt {
 
     pub fn stats(never: &Never, _: &StatsReport) {
         match *never {}
+    }
+
+    pub fn close(never: Never) {
+        match never {}
     }
 }
 

@@ -15,8 +15,8 @@
 //!
 //! Start-up: a malformed address, client id, topic prefix or an unreadable credentials file is an
 //! error from [`MqttPublisher::start`]; a broker that is down (or refuses the credentials) is not:
-//! a camera board keeps working, logs the cause on stderr and keeps retrying, and
-//! [`MqttPublisher::status`] reports it.
+//! a camera board keeps working, logs the cause on stderr (once, not at every retry) and keeps
+//! retrying, and [`MqttPublisher::status`] reports it.
 //!
 //! The protocol is MQTT 3.1.1, written here rather than taken from a client crate: a publisher
 //! needs five packets (CONNECT/CONNACK, PUBLISH/PUBACK, PINGREQ/PINGRESP, DISCONNECT), and the
@@ -484,7 +484,8 @@ impl Shared {
     /// Closing, and nothing is left to deliver or the flush time is over.
     fn give_up(&self) -> bool {
         let state = self.lock();
-        state.stop.is_some_and(|flush_end| state.queue.is_empty() || Instant::now() >= flush_end)
+        let empty = state.queue.is_empty() && state.stats.is_none();
+        state.stop.is_some_and(|flush_end| empty || Instant::now() >= flush_end)
     }
 
     /// Sleeps `duration`, or until the flush time is over when closing.
@@ -538,6 +539,9 @@ impl Link {
     fn run(&self, shared: &Shared) {
         let mut backoff = FIRST_BACKOFF;
         let mut in_flight: Option<Message> = None;
+        // A broker that stays down (or keeps refusing the credentials) is logged once, not at
+        // every retry; a new cause, or the same after a connection, is logged again.
+        let mut logged: Option<String> = None;
         loop {
             // Closing before the first connection still tries to deliver the queue, within the
             // flush time (a short run that ends before the broker answered).
@@ -547,6 +551,7 @@ impl Link {
             let error = match self.connect() {
                 Ok(mut session) => {
                     shared.set_connected(true);
+                    logged = None;
                     eprintln!(
                         "edge: mqtt: connected to {} as `{}`, publishing to {}",
                         self.broker(),
@@ -569,7 +574,10 @@ impl Link {
                 }
                 Err(e) => format!("{e:#}"),
             };
-            eprintln!("edge: mqtt: {error}; retrying in {} ms", backoff.as_millis());
+            if logged.as_ref() != Some(&error) {
+                eprintln!("edge: mqtt: {error}; events are queued, retrying with back-off");
+                logged = Some(error.clone());
+            }
             shared.set_error(error);
             shared.back_off(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);

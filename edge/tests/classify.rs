@@ -6,13 +6,12 @@ mod support;
 
 use edge::classify::{sidecar_path, Classifier};
 use edge::{crop, decode, Detector, DetectorConfig};
-use support::{model, photo, TestNet};
+use support::{model, photo, Scratch, TestNet};
 use tract_onnx::prelude::*;
 
 #[test]
 fn onnx_and_tflite_give_the_same_p_fake_on_real_faces() {
-    let dir = std::env::temp_dir().join(format!("edge-classify-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = Scratch::new("formats");
     let net = TestNet::new(96);
     let onnx_path = net.write_onnx(&dir);
 
@@ -58,8 +57,7 @@ fn onnx_and_tflite_give_the_same_p_fake_on_real_faces() {
 
 #[test]
 fn a_symbolic_batch_dimension_is_bound_to_one() {
-    let dir = std::env::temp_dir().join(format!("edge-batch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = Scratch::new("batch");
     let net = TestNet::new(64);
     let (fixed, symbolic) = (dir.join("fixed.onnx"), dir.join("symbolic.onnx"));
     std::fs::write(&fixed, net.onnx()).expect("write");
@@ -75,8 +73,7 @@ fn a_symbolic_batch_dimension_is_bound_to_one() {
 
 #[test]
 fn mobilenet_v3_small_as_written_for_the_benchmarks_loads_and_runs() {
-    let dir = std::env::temp_dir().join(format!("edge-mobilenet-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = Scratch::new("mobilenet");
     let path = dir.join("mobilenet_v3_small.onnx");
     std::fs::write(&path, support::mobilenet::onnx(224)).expect("write");
     let classifier = Classifier::load(&path).expect("MobileNetV3-Small loads");

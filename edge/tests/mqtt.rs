@@ -2,239 +2,16 @@
 //! by a real subscriber (`mosquitto_sub`). Needs `mosquitto` and `mosquitto-clients` (`.ci/deps`).
 #![cfg(feature = "mqtt")]
 
+mod support;
+
 use edge::events::{Event, EventKind};
 use edge::mqtt::{MqttConfig, MqttPublisher, MqttStatus};
 use edge::Label;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
-
-/// Long enough for a loaded CI machine; every wait polls and returns as soon as it is met.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A fresh folder for one test, removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("edge-mqtt-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write scratch file");
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-/// Polls `done` until it holds; panics with `what` and the last value seen after [`PATIENCE`].
-fn wait_for<T: std::fmt::Debug>(
-    what: &str,
-    mut probe: impl FnMut() -> T,
-    done: impl Fn(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let value = probe();
-        if done(&value) {
-            return value;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out waiting for {what}; last seen: {value:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A Mosquitto broker on 127.0.0.1, killed when dropped.
-struct Broker {
-    child: Option<Child>,
-    port: u16,
-    config: PathBuf,
-    log: PathBuf,
-}
-
-impl Broker {
-    /// Starts a broker with `extra` configuration lines; persistence (sessions and retained
-    /// messages survive a restart) lives in `dir`.
-    fn start(dir: &Path, port: u16, extra: &str) -> Broker {
-        let config = dir.join("mosquitto.conf");
-        // `user root`: when the tests run as root, stay root so the broker can write its
-        // persistence file in the scratch folder (otherwise it switches to user `mosquitto`).
-        let text = format!(
-            "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\nuser root\n{extra}\n",
-            dir.display()
-        );
-        std::fs::write(&config, text).expect("broker config");
-        let mut broker = Broker { child: None, port, config, log: dir.join("broker.log") };
-        broker.start_again();
-        broker
-    }
-
-    fn start_again(&mut self) {
-        assert!(self.child.is_none(), "broker already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("broker log");
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("mosquitto starts (install it: .ci/deps)");
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            if exited.is_some() || Instant::now() >= deadline {
-                panic!("mosquitto did not start listening on {}: {}", self.port, self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops the broker the way a service manager does (SIGTERM: it saves its persistence file).
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -TERM mosquitto");
-        child.wait().expect("mosquitto exits");
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// One message as `mosquitto_sub` printed it.
-#[derive(Debug)]
-struct Msg {
-    retained: bool,
-    topic: String,
-    payload: String,
-}
-
-/// A `mosquitto_sub` process, QoS 1, killed when dropped.
-struct Subscriber {
-    child: Child,
-    lines: Receiver<String>,
-    /// Everything printed so far, for failure messages.
-    seen: Vec<String>,
-}
-
-impl Subscriber {
-    /// Subscribes to `filter` and returns once the broker acknowledged the subscription.
-    fn start(port: u16, filter: &str, extra: &[&str]) -> Subscriber {
-        // Line-buffered: its debug lines (the SUBACK) would otherwise wait in a pipe buffer.
-        let mut child = Command::new("stdbuf")
-            .args([
-                "-oL",
-                "mosquitto_sub",
-                "-d",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-q",
-                "1",
-                "-t",
-                filter,
-            ])
-            .args(["-F", "MSG %r %t %p"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto_sub starts (install mosquitto-clients: .ci/deps)");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut sub = Subscriber { child, lines, seen: Vec::new() };
-        let deadline = Instant::now() + PATIENCE;
-        while !sub.seen.iter().any(|l| l.starts_with("Subscribed")) {
-            sub.read_line(deadline);
-        }
-        sub
-    }
-
-    fn read_line(&mut self, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.lines.recv_timeout(left) {
-            Ok(line) => self.seen.push(line),
-            Err(e) => {
-                panic!("mosquitto_sub: {e:?} while waiting; it printed:\n{}", self.seen.join("\n"))
-            }
-        }
-    }
-
-    /// The next message on `topic` (messages already printed count, in order).
-    fn next_on(&mut self, topic: &str) -> Msg {
-        let deadline = Instant::now() + PATIENCE;
-        let mut consumed = 0;
-        loop {
-            while consumed < self.seen.len() {
-                let line = self.seen[consumed].clone();
-                consumed += 1;
-                let Some(msg) = parse_msg(&line) else { continue };
-                if msg.topic == topic {
-                    // Drop what was looked at, so the next call continues after this message.
-                    self.seen.drain(..consumed);
-                    return msg;
-                }
-            }
-            self.read_line(deadline);
-        }
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn parse_msg(line: &str) -> Option<Msg> {
-    let rest = line.strip_prefix("MSG ")?;
-    let (retained, rest) = rest.split_once(' ')?;
-    let (topic, payload) = rest.split_once(' ')?;
-    Some(Msg { retained: retained == "1", topic: topic.into(), payload: payload.into() })
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::mqtt::{free_port, wait_for, Broker, Subscriber};
+use support::Scratch;
 
 fn event(kind: EventKind, track: u64, frame: u64) -> Event {
     Event {
@@ -255,11 +32,6 @@ fn json_line(event: &Event) -> Value {
     serde_json::from_str(&serde_json::to_string(event).expect("serialise")).expect("parse back")
 }
 
-fn payload_json(msg: &Msg) -> Value {
-    serde_json::from_str(&msg.payload)
-        .unwrap_or_else(|e| panic!("payload is not JSON ({e}): {}", msg.payload))
-}
-
 fn config(port: u16, prefix: &str, client_id: &str) -> MqttConfig {
     let mut config = MqttConfig::new(&format!("127.0.0.1:{port}")).expect("address");
     config.topic_prefix = prefix.into();
@@ -274,7 +46,7 @@ fn connected(publisher: &MqttPublisher) -> MqttStatus {
 #[test]
 fn events_status_and_stats_reach_a_subscriber() {
     let dir = Scratch::new("events");
-    let broker = Broker::start(&dir.0, free_port(), "allow_anonymous true");
+    let broker = Broker::start(&dir, free_port(), "allow_anonymous true");
     let publisher = MqttPublisher::start(config(broker.port, "fleet", "board-1")).expect("start");
     assert_eq!(publisher.events_topic(), "fleet/board-1/events");
     connected(&publisher);
@@ -295,10 +67,10 @@ fn events_status_and_stats_reach_a_subscriber() {
     publisher.publish_stats(&stats);
     for e in &events {
         let msg = sub.next_on("fleet/board-1/events");
-        assert_eq!(payload_json(&msg), json_line(e));
+        assert_eq!(msg.json(), json_line(e));
         assert!(!msg.retained);
     }
-    assert_eq!(payload_json(&sub.next_on("fleet/board-1/stats")), stats);
+    assert_eq!(sub.next_on("fleet/board-1/stats").json(), stats);
 
     let status = publisher.close(Duration::from_secs(2));
     assert_eq!(
@@ -319,14 +91,14 @@ fn events_status_and_stats_reach_a_subscriber() {
 #[test]
 fn close_right_after_start_delivers_the_queue() {
     let dir = Scratch::new("quick");
-    let broker = Broker::start(&dir.0, free_port(), "allow_anonymous true");
+    let broker = Broker::start(&dir, free_port(), "allow_anonymous true");
     let mut sub = Subscriber::start(broker.port, "quick/#", &[]);
     let publisher = MqttPublisher::start(config(broker.port, "quick", "board-4")).expect("start");
     let e = event(EventKind::Appeared, 1, 1);
     publisher.publish_event(&e);
     let status = publisher.close(Duration::from_secs(5));
     assert_eq!((status.published, status.queued, status.connects), (1, 0, 1), "{status:?}");
-    assert_eq!(payload_json(&sub.next_on("quick/board-4/events")), json_line(&e));
+    assert_eq!(sub.next_on("quick/board-4/events").json(), json_line(&e));
     assert_eq!(sub.next_on("quick/board-4/status").payload, "offline");
 }
 
@@ -345,7 +117,7 @@ fn helper_publisher_until_killed() {
 #[test]
 fn last_will_announces_a_killed_board() {
     let dir = Scratch::new("will");
-    let broker = Broker::start(&dir.0, free_port(), "allow_anonymous true");
+    let broker = Broker::start(&dir, free_port(), "allow_anonymous true");
     let mut sub = Subscriber::start(broker.port, "fleet/doomed/#", &[]);
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
@@ -357,7 +129,7 @@ fn last_will_announces_a_killed_board() {
         .expect("helper process");
     assert_eq!(sub.next_on("fleet/doomed/status").payload, "online");
     assert_eq!(
-        payload_json(&sub.next_on("fleet/doomed/events")),
+        sub.next_on("fleet/doomed/events").json(),
         json_line(&event(EventKind::Appeared, 7, 1))
     );
 
@@ -374,7 +146,7 @@ fn last_will_announces_a_killed_board() {
 #[test]
 fn reconnects_after_the_broker_restarts() {
     let dir = Scratch::new("restart");
-    let mut broker = Broker::start(&dir.0, free_port(), "allow_anonymous true");
+    let mut broker = Broker::start(&dir, free_port(), "allow_anonymous true");
     // A persistent session (-c): the broker keeps what arrives for it while it is away, so the
     // test does not race the publisher's reconnection.
     let watcher = ["-c", "-i", "watcher"];
@@ -383,7 +155,7 @@ fn reconnects_after_the_broker_restarts() {
     assert_eq!(sub.next_on("restart/board-2/status").payload, "online");
     let events: Vec<Event> = (0..3).map(|i| event(EventKind::Appeared, i + 1, i * 10)).collect();
     publisher.publish_event(&events[0]);
-    assert_eq!(payload_json(&sub.next_on("restart/board-2/events")), json_line(&events[0]));
+    assert_eq!(sub.next_on("restart/board-2/events").json(), json_line(&events[0]));
     drop(sub);
 
     broker.stop();
@@ -406,7 +178,7 @@ fn reconnects_after_the_broker_restarts() {
 
     let mut sub = Subscriber::start(broker.port, "restart/#", &watcher);
     for e in &events[1..] {
-        assert_eq!(payload_json(&sub.next_on("restart/board-2/events")), json_line(e));
+        assert_eq!(sub.next_on("restart/board-2/events").json(), json_line(e));
     }
 }
 
@@ -415,7 +187,7 @@ fn reconnects_after_the_broker_restarts() {
 #[test]
 fn unreachable_broker_at_start_queues_and_drops_the_oldest() {
     let dir = Scratch::new("unreachable");
-    let mut broker = Broker::start(&dir.0, free_port(), "allow_anonymous true");
+    let mut broker = Broker::start(&dir, free_port(), "allow_anonymous true");
     let watcher = ["-c", "-i", "late-watcher"];
     drop(Subscriber::start(broker.port, "boot/#", &watcher));
     broker.stop();
@@ -445,25 +217,14 @@ fn unreachable_broker_at_start_queues_and_drops_the_oldest() {
     assert_eq!((status.dropped, status.queued, status.connects), (2, 0, 1), "{status:?}");
     let mut sub = Subscriber::start(broker.port, "boot/#", &watcher);
     for e in &events[2..] {
-        assert_eq!(payload_json(&sub.next_on("boot/board-3/events")), json_line(e));
+        assert_eq!(sub.next_on("boot/board-3/events").json(), json_line(e));
     }
 }
 
 #[test]
 fn credentials_wrong_right_and_unreadable() {
     let dir = Scratch::new("credentials");
-    let passwd = dir.0.join("passwd");
-    let made = Command::new("mosquitto_passwd")
-        .args(["-b", "-c"])
-        .arg(&passwd)
-        .args(["board", "s3cret"])
-        .status();
-    assert!(made.is_ok_and(|s| s.success()), "mosquitto_passwd (package mosquitto) failed");
-    let broker = Broker::start(
-        &dir.0,
-        free_port(),
-        &format!("allow_anonymous false\npassword_file {}", passwd.display()),
-    );
+    let broker = Broker::with_password(&dir, "board", "s3cret");
 
     let mut wrong = config(broker.port, "auth", "board-bad");
     let wrong_file = dir.write("wrong", "board:not-the-password\n");
@@ -490,7 +251,7 @@ fn credentials_wrong_right_and_unreadable() {
 
     // Unreadable or empty files fail at start-up, naming the file.
     let mut missing = config(broker.port, "auth", "board-x");
-    let missing_file = dir.0.join("no-such-file");
+    let missing_file = dir.join("no-such-file");
     missing.credentials_file = Some(missing_file.clone());
     let e = format!("{:#}", MqttPublisher::start(missing).err().expect("missing file is an error"));
     assert!(e.contains(&missing_file.display().to_string()) && e.contains("cannot read"), "{e}");

@@ -1,14 +1,60 @@
-//! Helpers shared by the integration tests and benches: the photos fetched by `models/fetch`, and
-//! a small real classifier written here as ONNX (until the trainer's model lands), with a plain
-//! Rust reference of the same network to check that `edge` preprocesses and runs it correctly.
+//! Helpers shared by the integration tests and benches: the photos fetched by `models/fetch`,
+//! scratch folders, a small real classifier written here as ONNX with a plain Rust reference of the
+//! same network (to check that `edge` preprocesses and runs it correctly), and a Mosquitto broker
+//! and subscriber for the MQTT tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod mobilenet;
+pub mod mqtt;
 
 use image::RgbImage;
 use prost::Message;
 use std::path::{Path, PathBuf};
 use tract_onnx::pb;
+
+/// A fresh folder for one test, removed when dropped (also when the test fails).
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `<temp>/edge-<test binary>-<pid>-<name>`: distinct for every test binary run and name.
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "edge-{}-{}-{name}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    /// Writes `contents` to `name` in the folder and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write scratch file");
+        path
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()

@@ -31,15 +31,22 @@ fn trainer(tmp: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
         .expect("trainer runs")
 }
 
-#[test]
-fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
-    let tmp = std::env::temp_dir().join(format!("trainer-e2e-{}", std::process::id()));
+/// An empty temporary folder named `prefix-<pid>` whose `data/real/` holds five real photos.
+fn fresh_run_folder(prefix: &str) -> PathBuf {
+    let tmp = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let real = tmp.join("data/real");
     std::fs::create_dir_all(&real).expect("mkdir");
     for name in ["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"] {
         std::fs::copy(photo(name), real.join(name)).expect("copy");
     }
+    tmp
+}
+
+#[test]
+fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
+    let tmp = fresh_run_folder("trainer-e2e");
+    let real = tmp.join("data/real");
     let png = std::fs::read(photo("lenna.png")).expect("read");
     std::fs::write(real.join("truncated.png"), &png[..png.len() / 4]).expect("write");
     std::fs::write(real.join("notes.png"), b"not a picture").expect("write");
@@ -145,13 +152,7 @@ fn history_without_timings(run: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run() {
-    let tmp = std::env::temp_dir().join(format!("trainer-resume-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let real = tmp.join("data/real");
-    std::fs::create_dir_all(&real).expect("mkdir");
-    for name in ["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"] {
-        std::fs::copy(photo(name), real.join(name)).expect("copy");
-    }
+    let tmp = fresh_run_folder("trainer-resume");
     let (data, cache) = (tmp.join("data"), tmp.join("cache"));
     // Self-blends and augmentation on, so every random stream is exercised; a high learning rate
     // so that the second epoch moves the weights far from where the first left them.

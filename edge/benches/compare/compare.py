@@ -10,7 +10,6 @@ all rounds. Before timing, each runtime's outputs are checked against tract's on
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import re
@@ -22,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
+
+from reference import LiteModel, Reference, litert_version
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,6 +45,8 @@ def main():
     frames = args.frames or (300 if args.long else 60)
     repo, work = Path(args.repo), Path(args.work)
     threads = os.cpu_count() or 1
+    # The live loop's most threads: detection beside cropping and classification.
+    edge_threads = min(threads, 2)
 
     models = {
         "classifier.onnx": repo / "models/classifier.onnx",
@@ -81,15 +83,18 @@ def main():
         log(f"  {key:17} {name:50} max |diff| {diff:.2e} (values up to {scale:.3g})")
 
     log(f"timing the models: {rounds} rounds × {runs} runs, threads 1 and {threads}")
-    samples = {}
+    samples, stages = {}, {}
     for r in range(rounds):
         # The order rotates each round, so no runtime always runs first.
-        jobs = [("tract", edge)] + [(k, s) for k, s in sessions.items()]
+        jobs = [("tract", edge), ("stages", edge)] + [(k, s) for k, s in sessions.items()]
         shift = r % len(jobs)
         for name, job in jobs[shift:] + jobs[:shift]:
             if name == "tract":
                 for key, times in job.model_only(runs).items():
                     samples.setdefault(("tract", 1, key), []).extend(times)
+            elif name == "stages":
+                for detector, report in job.stages(runs).items():
+                    stages.setdefault(detector, []).append(report)
             else:
                 samples.setdefault(name, []).extend(job.time(tract_out[name[2]]["input"], runs))
         log(f"  round {r + 1}/{rounds} done")
@@ -100,6 +105,9 @@ def main():
     check = None
     pipelines = [("edge --file (tract)", lambda: edge.files(frame_dir, frames)),
                  ("edge --dir, the live loop (tract)", lambda: edge.live(frame_dir, frames))]
+    if edge_threads > 1:
+        pipelines.append((f"edge --dir --threads {edge_threads}, the live loop (tract)",
+                          lambda: edge.live(frame_dir, frames, edge_threads)))
     refs = {}
     for n in sorted({1, threads}):
         refs[n] = Reference(models["full"], models["classifier.tflite"], meta, n)
@@ -115,13 +123,24 @@ def main():
         log(f"  round {r + 1}/{rounds} done")
     agreement = compare_results(check, refs[1].frames(frame_dir, min(frames, 60))[1])
 
+    log(f"memory and start-up: {rounds} rounds, one photo per process")
+    reference_cmd = [sys.executable, str(HERE / "reference.py"), "--detector", str(models["full"]),
+                     "--classifier", str(models["classifier.tflite"]), str(astronaut)]
+    processes = [("edge --file (tract)", edge.file_cmd(astronaut)),
+                 ("Python reference (LiteRT)", reference_cmd)]
+    startup = {}
+    for r in range(rounds):
+        shift = r % len(processes)
+        for name, cmd in processes[shift:] + processes[:shift]:
+            startup.setdefault(name, []).append(time_process(cmd, work / "time.txt"))
+
     log("profiling tract")
     profiles = edge.profile(runs * 2)
 
     write_results(Path(args.out), {
         "args": args, "repo": repo, "threads": threads, "rounds": rounds, "runs": runs,
         "frames": frames, "parity": parity, "medians": medians, "e2e": e2e,
-        "agreement": agreement, "profiles": profiles,
+        "agreement": agreement, "profiles": profiles, "startup": startup, "stages": stages,
     })
     log(f"wrote {args.out}")
 
@@ -193,6 +212,19 @@ class Edge:
                 times[key] = t["samples_ms"]
         return times
 
+    def stages(self, runs):
+        """`edge bench`: each stage's median ms on the photo, with each detector and the
+        classifier (.onnx)."""
+        out = {}
+        for detector in ["short", "full"]:
+            config = ["--detector", str(self.models[detector]),
+                      "--model", str(self.models["classifier.onnx"])]
+            out[detector] = json.loads(self.bench(config, "--runs", str(runs), "--json"))
+        return out
+
+    def file_cmd(self, image):
+        return [self.binary, "--json", *self.configs[("full", "classifier")], "--file", str(image)]
+
     def profile(self, runs):
         config = self.configs[("full", "classifier")]
         return json.loads(self.bench(config, "--profile", "--runs", str(runs), "--json"))
@@ -211,16 +243,29 @@ class Edge:
         results = [[(f["box"], f["p_fake"]) for f in r["faces"]] for r in reports]
         return len(reports) / ms * 1e3, results
 
-    def live(self, folder, frames):
+    def live(self, folder, frames, threads=1):
         """The real-time loop over the folder (detector on every frame, tracking, events): its
-        own processed frames/s."""
+        own processed frames/s. With 2 threads the detector runs on its own thread, one frame
+        ahead of cropping and classification."""
         cmd = [self.binary, *self.configs[("full", "classifier")], "--dir", str(folder), "--loop",
-               "--max-frames", str(frames), "--stats-every", "0"]
+               "--max-frames", str(frames), "--stats-every", "0", "--threads", str(threads)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         found = re.search(r"done: .*processed \d+ \(([\d.]+) fps\)", done.stderr)
         if done.returncode != 0 or not found:
             sys.exit(f"compare: edge --dir failed: {done.stderr.strip()}")
         return float(found.group(1)), None
+
+
+def time_process(cmd, out):
+    """Wall seconds from start to exit, and peak resident MiB (from /usr/bin/time's %M), of
+    one process: measured the same way for edge and the Python reference."""
+    t = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-o", str(out), "-f", "%M", *cmd],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if done.returncode != 0:
+        sys.exit(f"compare: {' '.join(map(str, cmd))} failed: {done.stderr.strip()}")
+    return seconds, int(out.read_text().split()[-1]) / 1024
 
 
 def read_f32(path, shape):
@@ -254,37 +299,6 @@ class OrtModel:
         return out
 
 
-class LiteModel:
-    def __init__(self, path, threads):
-        self.it = Interpreter(model_path=str(path), num_threads=threads)
-        self.it.allocate_tensors()
-        self.input = self.it.get_input_details()[0]
-        self.outputs = self.it.get_output_details()
-        self.name = f"LiteRT {litert_version()}, {path.name}"
-
-    def run(self, x):
-        if tuple(x.shape) != tuple(self.input["shape"]):
-            sys.exit(f"compare: {self.name} takes {self.input['shape']}, not {x.shape}")
-        self.it.set_tensor(self.input["index"], x)
-        self.it.invoke()
-        return [self.it.get_tensor(o["index"]) for o in self.outputs]
-
-    def time(self, x, runs):
-        self.run(x)
-        out = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            self.it.set_tensor(self.input["index"], x)
-            self.it.invoke()
-            out.append((time.perf_counter() - t) * 1e3)
-        return out
-
-
-def litert_version():
-    from importlib.metadata import version
-    return version("ai-edge-litert")
-
-
 def max_abs_diff(ref, outputs):
     """Largest difference between tract's outputs and another runtime's, outputs matched by
     shape (runtimes list them in different orders), and the largest magnitude among tract's."""
@@ -298,148 +312,6 @@ def max_abs_diff(ref, outputs):
         worst = max(worst, float(np.max(np.abs(match.astype(np.float64) - r))))
         scale = max(scale, float(np.max(np.abs(r))))
     return worst, scale
-
-
-# ---------------------------------------------------------------------------------------------
-# The reference pipeline: edge's preprocessing and post-processing rewritten in Python for this
-# benchmark only (letterbox, BlazeFace anchors and decoding, weighted NMS, square crop with
-# margin, normalisation from the classifier's metadata), both models on LiteRT.
-
-def rust_round(v):
-    """Rust's f32::round: halves away from zero."""
-    return math.copysign(math.floor(abs(v) + 0.5), v)
-
-
-def anchors(size, strides, interpolated):
-    """edge::anchors::AnchorSpec::anchors."""
-    per_layer = 1 + (interpolated > 0)
-    out, layer = [], 0
-    while layer < len(strides):
-        stride = strides[layer]
-        same = 0
-        while layer + same < len(strides) and strides[layer + same] == stride:
-            same += 1
-        grid = -(-size // stride)
-        for y in range(grid):
-            for x in range(grid):
-                out.extend([((x + 0.5) / grid, (y + 0.5) / grid)] * (same * per_layer))
-        layer += same
-    return np.array(out, dtype=np.float32)
-
-
-class Reference:
-    def __init__(self, detector, classifier, meta, threads, margin=0.3, min_score=0.5, iou=0.3):
-        self.det = LiteModel(detector, threads)
-        self.cls = LiteModel(classifier, threads)
-        self.size = int(self.det.input["shape"][1])
-        self.anchors = anchors(192, [4], 0.0) if self.size == 192 else anchors(128, [8, 16, 16, 16], 1.0)
-        self.meta, self.margin, self.min_score, self.iou = meta, margin, min_score, iou
-        shape = self.cls.input["shape"]
-        self.nchw = shape[1] == 3
-        self.crop_size = int(shape[2] if self.nchw else shape[1])
-        self.mean = np.array(meta["mean"], np.float32)
-        self.std = np.array(meta["std"], np.float32)
-
-    def frames(self, folder, frames):
-        paths = sorted(folder.glob("*.png"))
-        results = []
-        t = time.perf_counter()
-        for i in range(frames):
-            img = np.asarray(Image.open(paths[i % len(paths)]).convert("RGB"))
-            results.append(self.analyse(img))
-        return frames / (time.perf_counter() - t), results
-
-    def analyse(self, img):
-        return [(box, self.p_fake(img, box)) for box, _ in self.detect(img)]
-
-    def detect(self, img):
-        h, w = img.shape[:2]
-        size = self.size
-        scale = size / max(w, h)
-        rw = min(max(int(rust_round(w * scale)), 1), size)
-        rh = min(max(int(rust_round(h * scale)), 1), size)
-        pad_x, pad_y = (size - rw) // 2, (size - rh) // 2
-        sx, sy = rw / w, rh / h
-        resized = np.asarray(Image.fromarray(img).resize((rw, rh), Image.BILINEAR), np.float32)
-        x = np.full((1, size, size, 3), -1.0, np.float32)
-        x[0, pad_y:pad_y + rh, pad_x:pad_x + rw] = resized / 127.5 - 1.0
-        outputs = self.det.run(x)
-        boxes = next(o for o in outputs if o.shape[-1] == 16)[0]
-        logits = next(o for o in outputs if o.shape[-1] == 1)[0, :, 0]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
-        faces = []
-        for i in np.nonzero(scores >= self.min_score)[0]:
-            ax, ay = self.anchors[i] * size
-            cx, cy = boxes[i, 0] + ax, boxes[i, 1] + ay
-            hw, hh = boxes[i, 2] / 2, boxes[i, 3] / 2
-            box = [(cx - hw - pad_x) / sx, (cy - hh - pad_y) / sy,
-                   (cx + hw - pad_x) / sx, (cy + hh - pad_y) / sy]
-            faces.append((box, float(scores[i])))
-        return weighted_nms(faces, self.iou)
-
-    def p_fake(self, img, box):
-        crop = self.crop(img, box)
-        x = (crop.astype(np.float32) / 255.0 - self.mean) / self.std
-        x = x.transpose(2, 0, 1)[None] if self.nchw else x[None]
-        values = self.cls.run(np.ascontiguousarray(x, np.float32))[0].reshape(-1)
-        labels, kind = self.meta["labels"], self.meta["output"]
-        fake = labels.index("FAKE")
-        sigmoid = lambda z: 1.0 / (1.0 + math.exp(-z))
-        if len(values) == 1:
-            p = float(values[0]) if kind == "probability" else sigmoid(float(values[0]))
-            return 1.0 - p if fake == 0 else p
-        a, b = float(values[0]), float(values[1])
-        return [a, b][fake] / (a + b) if kind == "probability" else sigmoid([a - b, b - a][fake])
-
-    def crop(self, img, box):
-        """edge::crop::face: a square around the box grown by the margin, black outside the
-        image, resized to the classifier's input."""
-        x0, y0, x1, y1 = box
-        side = max(rust_round(max(x1 - x0, y1 - y0) * (1 + self.margin)), 1.0)
-        sx = int(rust_round((x0 + x1) / 2 - side / 2))
-        sy = int(rust_round((y0 + y1) / 2 - side / 2))
-        side = int(side)
-        size = self.crop_size
-        out = np.zeros((size, size, 3), np.uint8)
-        h, w = img.shape[:2]
-        cx0, cy0 = min(max(sx, 0), w), min(max(sy, 0), h)
-        cx1, cy1 = min(max(sx + side, 0), w), min(max(sy + side, 0), h)
-        if cx1 <= cx0 or cy1 <= cy0:
-            return out
-        scale = size / side
-        dx0, dy0 = int(rust_round((cx0 - sx) * scale)), int(rust_round((cy0 - sy) * scale))
-        dx1, dy1 = int(rust_round((cx1 - sx) * scale)), int(rust_round((cy1 - sy) * scale))
-        dw, dh = max(dx1 - dx0, 1), max(dy1 - dy0, 1)
-        part = img[cy0:cy1, cx0:cx1]
-        if (dw, dh) != (cx1 - cx0, cy1 - cy0):
-            part = np.asarray(Image.fromarray(part).resize((dw, dh), Image.BILINEAR))
-        # `image::imageops::replace` clips what falls outside.
-        pw, ph = min(dw, size - dx0), min(dh, size - dy0)
-        out[dy0:dy0 + ph, dx0:dx0 + pw] = part[:ph, :pw]
-        return out
-
-
-def iou(a, b):
-    w = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
-    h = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
-    inter = w * h
-    area = lambda r: max(r[2] - r[0], 0.0) * max(r[3] - r[1], 0.0)
-    union = area(a) + area(b) - inter
-    return 0.0 if union <= 0 else inter / union
-
-
-def weighted_nms(faces, threshold):
-    """edge::nms::weighted_nms (boxes only)."""
-    faces = sorted(faces, key=lambda f: -f[1])
-    kept = []
-    while faces:
-        top = faces[0]
-        cluster = [f for f in faces if iou(top[0], f[0]) > threshold]
-        faces = [f for f in faces if iou(top[0], f[0]) <= threshold]
-        total = sum(f[1] for f in cluster)
-        box = [sum(f[0][k] * f[1] / total for f in cluster) for k in range(4)]
-        kept.append((box, top[1]))
-    return kept
 
 
 def compare_results(edge_results, ref_results):
@@ -488,8 +360,9 @@ def write_results(path, v):
         f"ai-edge-litert {litert_version()} (its default XNNPACK CPU delegate).",
         "All figures come from one run whose runtimes were interleaved round by round "
         f"({rounds} rounds); the machine may have been busy with other work, which falls on all of "
-        "them alike, so the ratios are the figures to read. tract runs single-threaded (edge is "
-        "built without tract's multithread feature).",
+        "them alike, so the ratios are the figures to read. tract runs each model single-threaded "
+        "(edge is built without tract's multithread feature); edge's live loop with `--threads 2` "
+        "runs the detector on a second thread, beside cropping and classification.",
         "",
         "## Same outputs",
         "",
@@ -564,6 +437,47 @@ def write_results(path, v):
         "crops differ slightly (Pillow's resizing against the image crate's, and boxes a fraction "
         "of a pixel apart can move the square crop by a pixel), and this classifier's p(FAKE) is "
         "that sensitive; on the same crop the runtimes agree (see Same outputs).",
+        "",
+        "## Memory and start-up",
+        "",
+        f"One process per photo (astronaut.png), {rounds} rounds interleaved, medians: wall time "
+        "from start to exit (models loaded and prepared, the photo analysed, its result printed) "
+        "and peak resident memory (`/usr/bin/time -f %M`). edge: `edge --json --detector "
+        "<full range> --model models/classifier.onnx --file astronaut.png` (release); the "
+        "reference: `python reference.py --detector <full range> --classifier <classifier "
+        ".tflite> astronaut.png` (imports NumPy, Pillow and LiteRT only).",
+        "",
+        "| process | start to exit, s | peak RSS, MiB |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, values in v["startup"].items():
+        secs = statistics.median(s for s, _ in values)
+        mib = statistics.median(m for _, m in values)
+        lines.append(f"| {name} | {secs:.3f} | {mib:.1f} |")
+    lines += [
+        "",
+        "## Per stage",
+        "",
+        f"`edge bench --file astronaut.png --runs {runs}` (512×512 PNG, one face), release, with "
+        "the default classifier (models/classifier.onnx); median over the rounds of each "
+        "round's median, ms:",
+        "",
+        "| stage | short range (128) | full range (192) |",
+        "| --- | ---: | ---: |",
+    ]
+    stage_rows = [("decode", "decode astronaut.png (512×512 PNG)"),
+                  ("detect", "detect, whole stage (letterbox, model, decoding, NMS)"),
+                  ("detector_model", "detector model run alone"),
+                  ("crop", "crop one face"),
+                  ("classify", "classify one face (normalise, model run)")]
+    st = v["stages"]
+    for key, label in stage_rows:
+        cells = []
+        for detector in ["short", "full"]:
+            values = [r[key]["median"] for r in st.get(detector, []) if r.get(key)]
+            cells.append(f"{statistics.median(values):.2f}" if values else "—")
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    lines += [
         "",
         "## Where tract's time goes",
         "",

@@ -6,7 +6,8 @@
 //! - `fixed before typing`: the ONNX input fact set to 1×3×S×S before tract types the graph;
 //! - `NHWC input`: the ONNX rewritten to take NHWC (a Transpose in front), so tract can move the
 //!   layout through the convolutions;
-//! - `batch N`: N faces in one run (the faces of one frame classified together), per face;
+//! - `batch N`: N faces in one run (the faces of one frame classified together), per face, with
+//!   NCHW and with NHWC input;
 //! - `f16`: tract's f32→f16 translation of the whole graph.
 //!
 //! `FORMS_CLASSIFIER` (default models/classifier.onnx), `FORMS_ROUNDS` (7), `FORMS_RUNS` (30),
@@ -119,21 +120,30 @@ fn main() -> Result<()> {
         faces: 1,
     });
 
-    let nhwc_model =
-        tract_onnx::onnx().model_for_read(&mut &nhwc_onnx(&bytes)?[..])?.into_typed()?;
+    let nhwc_bytes = nhwc_onnx(&bytes)?;
+    let nhwc_model = || -> Result<TypedModel> {
+        Ok(tract_onnx::onnx().model_for_read(&mut &nhwc_bytes[..])?.into_typed()?)
+    };
     forms.push(Form {
         name: "NHWC input".into(),
-        plan: model::plan(nhwc_model, &[1, s, s, 3])?,
+        plan: model::plan(nhwc_model()?, &[1, s, s, 3])?,
         input: nchw.clone().permute_axes(&[0, 2, 3, 1])?,
         faces: 1,
     });
 
     for &n in &batches {
         let inputs: Vec<Tensor> = (0..n).map(|_| nchw.clone()).collect();
+        let batch = Tensor::stack_tensors(0, &inputs)?;
         forms.push(Form {
             name: format!("batch {n}"),
             plan: model::plan(model::load(&path)?.model, &[n, 3, s, s])?,
-            input: Tensor::stack_tensors(0, &inputs)?,
+            input: batch.clone(),
+            faces: n,
+        });
+        forms.push(Form {
+            name: format!("NHWC batch {n}"),
+            plan: model::plan(nhwc_model()?, &[n, s, s, 3])?,
+            input: batch.permute_axes(&[0, 2, 3, 1])?,
             faces: n,
         });
     }

@@ -56,44 +56,17 @@ impl ModelOptions {
         self.model.clone().unwrap_or_else(|| self.models.join(DEFAULT_CLASSIFIER_FILE))
     }
 
-    /// Loads both models; any failure names the file and the cause (the detector's first when
-    /// both fail). The classifier is loaded on a second thread beside the detector: most of a
-    /// load is tract optimising the graph, single-threaded, so on two cores this nearly halves
-    /// the time from start to the first result.
+    /// Loads both models; any failure names the file and the cause.
     pub fn pipeline(&self) -> Result<Pipeline> {
         let config = DetectorConfig {
             min_score: self.min_score,
             tiling: self.tiles,
             ..DetectorConfig::default()
         };
-        let classifier_path = self.classifier_path();
-        let (detector, classifier) = std::thread::scope(|scope| {
-            let classifier = (!self.detect_only).then(|| {
-                std::thread::Builder::new()
-                    .name("load-classifier".into())
-                    .spawn_scoped(scope, || Classifier::load(&classifier_path))
-            });
-            let detector = Detector::load(&self.detector_path(), config);
-            let classifier = match classifier {
-                None => Ok(None),
-                // No thread (resources exhausted): load it here instead.
-                Some(Err(_)) => Classifier::load(&classifier_path).map(Some),
-                Some(Ok(thread)) => match thread.join() {
-                    Ok(loaded) => loaded.map(Some),
-                    Err(_) => Err(anyhow::anyhow!(
-                        "classifier {}: its loading thread panicked",
-                        classifier_path.display()
-                    )),
-                },
-            };
-            (detector, classifier)
-        });
-        Ok(Pipeline {
-            detector: detector?,
-            classifier: classifier?,
-            margin: self.margin,
-            threshold: self.threshold,
-        })
+        let detector = Detector::load(&self.detector_path(), config)?;
+        let classifier =
+            if self.detect_only { None } else { Some(Classifier::load(&self.classifier_path())?) };
+        Ok(Pipeline { detector, classifier, margin: self.margin, threshold: self.threshold })
     }
 }
 

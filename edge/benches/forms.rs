@@ -122,7 +122,7 @@ fn main() -> Result<()> {
 
     let nhwc_bytes = nhwc_onnx(&bytes)?;
     let nhwc_model = || -> Result<TypedModel> {
-        Ok(tract_onnx::onnx().model_for_read(&mut &nhwc_bytes[..])?.into_typed()?)
+        tract_onnx::onnx().model_for_read(&mut &nhwc_bytes[..])?.into_typed()
     };
     forms.push(Form {
         name: "NHWC input".into(),

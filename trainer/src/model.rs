@@ -170,6 +170,8 @@ pub enum Backbone {
 }
 
 /// A classifier network of either backbone.
+// Both variants are similarly large (~1.5 kB of layer handles) and a run holds a few: no boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     V3(MobileNetV3),

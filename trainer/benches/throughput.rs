@@ -46,7 +46,7 @@ fn throughput(size: u32, batch: usize, steps: usize) -> anyhow::Result<f64> {
         threshold: 0.5,
     };
     let device = Device::flex().autodiff();
-    let mut model = Net::new(Backbone::MobilenetV3Small, &device);
+    let mut model = Net::new(Backbone::MobilenetV3Small, 1.0, &device);
     let mut optim = AdamConfig::new().init();
     let fake: Vec<bool> = (0..batch).map(|i| i % 2 == 1).collect();
     let mut rates = vec![];

@@ -35,6 +35,10 @@ struct Cli {
     /// The network to train.
     #[arg(long, value_enum, default_value_t = Backbone::MobilenetV3Small)]
     backbone: Backbone,
+    /// Width multiplier of mobilenet-v3-small (torchvision's rule: every channel count times W,
+    /// rounded to a multiple of 8); not with --pretrained.
+    #[arg(long, default_value_t = 1.0, value_name = "W")]
+    width: f64,
     /// Start from torchvision ImageNet weights of the backbone (.pth: MobileNetV3-Small's
     /// `mobilenet_v3_small-047dcff4.pth`, or MobileNetV2's `mobilenet_v2-b0353104.pth`, which
     /// models/fetch fetches into models/).
@@ -155,6 +159,7 @@ fn train(cli: Cli, matches: &ArgMatches) -> Result<()> {
         train: TrainConfig {
             input_size: cli.input_size,
             backbone: cli.backbone,
+            width: cli.width,
             backend: cli.backend,
             pretrained: cli.pretrained,
             epochs: cli.epochs,

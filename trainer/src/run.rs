@@ -90,6 +90,7 @@ const CONFIG: &str = "config.json";
 const SPLIT: &str = "split.json";
 
 fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<RunSummary> {
+    cfg.train.check()?;
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
     let checkpoints = Checkpoints::new(&cfg.out, resume);

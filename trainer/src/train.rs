@@ -7,14 +7,14 @@ use crate::checkpoint::{self, Checkpoints};
 use crate::metrics;
 use crate::model::{Backbone, Net};
 use crate::sbi::self_blend;
-use anyhow::{anyhow, ensure, Result};
+use anyhow::{anyhow, bail, ensure, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use edge::classify::{normalise, ModelMeta};
 use image::RgbImage;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -37,6 +37,9 @@ pub struct TrainConfig {
     pub lr: f64,
     pub seed: u64,
     pub backbone: Backbone,
+    /// MobileNetV3-Small's width multiplier (torchvision's `width_mult`); 1 for MobileNetV2.
+    #[serde(default = "width_one")]
+    pub width: f64,
     #[serde(default)]
     pub backend: Backend,
     /// torchvision ImageNet checkpoint to start from, of the backbone's architecture.
@@ -46,6 +49,36 @@ pub struct TrainConfig {
     /// Colour and brightness change of the self-blended fakes (1: the paper's range).
     pub sbi_strength: f32,
     pub augment: bool,
+}
+
+fn width_one() -> f64 {
+    1.0
+}
+
+impl TrainConfig {
+    /// Refuses settings no network can be built or started with.
+    pub fn check(&self) -> Result<()> {
+        ensure!(
+            self.width.is_finite() && self.width > 0.0,
+            "--width {} is not a positive multiplier",
+            self.width
+        );
+        if self.width != 1.0 {
+            ensure!(
+                self.backbone == Backbone::MobilenetV3Small,
+                "--width {} is for mobilenet-v3-small only; mobilenet-v2 is built at width 1",
+                self.width
+            );
+            if let Some(path) = &self.pretrained {
+                bail!(
+                    "--pretrained {} holds width-1 weights: it cannot start a --width {} network",
+                    path.display(),
+                    self.width
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -71,7 +104,7 @@ pub struct Trained {
 
 /// A fresh network of the configured backbone, with the pretrained weights when given.
 pub fn initial_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
-    let model = Net::new(cfg.backbone, device);
+    let model = Net::new(cfg.backbone, cfg.width, device);
     match (&cfg.pretrained, model) {
         (None, model) => Ok(model),
         (Some(path), Net::V2(m)) => {
@@ -234,6 +267,8 @@ pub fn train(
     for epoch in history.len() + 1..=cfg.epochs {
         let start = Instant::now();
         let mut rng = epoch_rng(cfg.seed, epoch);
+        // The backend's own stream (dropout masks) restarts every epoch too, for the same reason.
+        plain.seed(epoch_rng(cfg.seed ^ 0xd40f, epoch).next_u64());
         let mut order = slots.clone();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
@@ -292,4 +327,50 @@ pub fn train(
     }
     let (_, _, best_epoch, model, val_p_fake) = best.ok_or_else(|| anyhow!("no epoch was run"))?;
     Ok(Trained { model, history, best_epoch, val_p_fake })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(backbone: Backbone, width: f64, pretrained: Option<&str>) -> TrainConfig {
+        TrainConfig {
+            input_size: 64,
+            epochs: 1,
+            batch_size: 4,
+            lr: 1e-3,
+            seed: 1,
+            backbone,
+            width,
+            backend: Backend::Flex,
+            pretrained: pretrained.map(Into::into),
+            sbi: true,
+            sbi_strength: 1.0,
+            augment: true,
+        }
+    }
+
+    #[test]
+    fn width_is_checked_against_backbone_and_start() {
+        let v3 = Backbone::MobilenetV3Small;
+        assert!(config(v3, 0.75, None).check().is_ok());
+        assert!(config(v3, 1.0, Some("w.pth")).check().is_ok());
+        let err = config(v3, 0.75, Some("w.pth")).check().expect_err("refused").to_string();
+        assert!(err.contains("--pretrained w.pth") && err.contains("--width 0.75"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        let err = config(Backbone::MobilenetV2, 0.5, None).check().expect_err("refused");
+        assert!(err.to_string().contains("mobilenet-v3-small only"), "{err}");
+        assert!(config(v3, 0.0, None).check().is_err());
+    }
+
+    #[test]
+    fn width_is_saved_and_old_configurations_read_as_width_one() {
+        let cfg = config(Backbone::MobilenetV3Small, 0.75, None);
+        let json = serde_json::to_value(&cfg).expect("JSON");
+        assert_eq!(json["width"], 0.75);
+        let mut old = json.clone();
+        old.as_object_mut().expect("object").remove("width");
+        let back: TrainConfig = serde_json::from_value(old).expect("a configuration");
+        assert_eq!(back.width, 1.0);
+    }
 }

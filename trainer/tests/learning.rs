@@ -41,6 +41,7 @@ fn pretrained_mobilenet_v2_tells_strong_self_blends_from_real_faces_on_held_out_
             input_size: 96,
             backbone: Backbone::MobilenetV2,
             backend: Default::default(),
+            device: Default::default(),
             pretrained: Some(pretrained),
             epochs: 8,
             batch_size: 16,

@@ -188,7 +188,7 @@ impl std::str::FromStr for Adapter {
             Some((kind, n)) => (
                 kind,
                 Some(n.parse::<usize>().map_err(|_| {
-                    anyhow!("--device {s}: `{n}` is not an adapter number (0, 1, …)")
+                    anyhow!("adapter `{s}`: `{n}` is not an adapter number (0, 1, …)")
                 })?),
             ),
             None => (s, None),
@@ -201,7 +201,7 @@ impl std::str::FromStr for Adapter {
             "integrated" => Ok(Adapter::Integrated(n)),
             "virtual" => Ok(Adapter::Virtual(n)),
             _ => anyhow::bail!(
-                "--device {s}: expected default, cpu, discrete[:N], integrated[:N] or virtual[:N]"
+                "adapter `{s}`: expected default, cpu, discrete[:N], integrated[:N] or virtual[:N]"
             ),
         }
     }

@@ -22,8 +22,9 @@ pub const DIR: &str = "checkpoints";
 const STATE: &str = "state.json";
 
 /// Settings a resumed run may change: they do not alter what the run computes (`epochs` only
-/// extends it; `out`, the run folder, and `cache` are places; `backend` is the same arithmetic).
-pub const RESUMABLE: [&str; 4] = ["epochs", "backend", "out", "cache"];
+/// extends it; `out`, the run folder, and `cache` are places; `backend` and `device` are the same
+/// arithmetic elsewhere, up to rounding).
+pub const RESUMABLE: [&str; 5] = ["epochs", "backend", "device", "out", "cache"];
 
 #[derive(Serialize, Deserialize)]
 struct State {

@@ -284,3 +284,19 @@ fn a_resume_on_crops_from_a_changed_detector_file_is_refused() {
     assert!(last.contains("split.json") && last.contains("face crops changed"), "{err}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Without the `wgpu` feature, `--backend wgpu` fails at once, on one line saying how to get it.
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn backend_wgpu_without_its_feature_says_to_rebuild_with_it() {
+    let tmp = fresh_run_folder("trainer-no-wgpu");
+    let out = bare_trainer(
+        &["--backend", "wgpu"],
+        &[("--data", &tmp.join("data")), ("--out", &tmp.join("run"))],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--features wgpu"), "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

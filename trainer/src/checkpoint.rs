@@ -22,8 +22,9 @@ pub const DIR: &str = "checkpoints";
 const STATE: &str = "state.json";
 
 /// Settings a resumed run may change: they do not alter what the run computes (`epochs` only
-/// extends it; `out`, the run folder, and `cache` are places; `backend` is the same arithmetic).
-pub const RESUMABLE: [&str; 4] = ["epochs", "backend", "out", "cache"];
+/// extends it; `out`, the run folder, and `cache` are places; `backend` and `device` are the same
+/// arithmetic elsewhere, up to rounding).
+pub const RESUMABLE: [&str; 5] = ["epochs", "backend", "device", "out", "cache"];
 
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -191,7 +192,7 @@ impl Checkpoints {
     fn load_model(&self, cfg: &TrainConfig, epoch: usize, device: &Device) -> Result<Net> {
         let path = self.model_path(epoch);
         ensure!(path.is_file(), "{}: missing", path.display());
-        let mut model = Net::new(cfg.backbone, device);
+        let mut model = Net::new(cfg.backbone, cfg.width, device);
         let mut store = BurnpackStore::from_file(&path).auto_extension(false);
         model.load_from(&mut store).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
         Ok(model)

@@ -9,7 +9,7 @@ use trainer::checkpoint::changed_settings;
 use trainer::faces::NoFace;
 use trainer::model::Backbone;
 use trainer::run::{resume, run, saved_config, RunConfig};
-use trainer::train::{Backend, TrainConfig};
+use trainer::train::{Adapter, Backend, TrainConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,15 +26,23 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Continue the run in --out from its last checkpoint, with its saved configuration; only
-    /// --epochs (to train longer), --backend and --cache may be given anew.
+    /// --epochs (to train longer), --backend, --device and --cache may be given anew.
     #[arg(long)]
     resume: bool,
-    /// The CPU backend.
+    /// The backend: burn's Flex on the CPU, or (when built with its feature) NdArray or wgpu.
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     backend: Backend,
+    /// The adapter of --backend wgpu: default (a high-performance GPU first), cpu (a software
+    /// adapter such as lavapipe), or discrete, integrated or virtual, each with an optional :N.
+    #[arg(long, default_value_t = Adapter::Default, value_name = "ADAPTER")]
+    device: Adapter,
     /// The network to train.
     #[arg(long, value_enum, default_value_t = Backbone::MobilenetV3Small)]
     backbone: Backbone,
+    /// Width multiplier of mobilenet-v3-small (torchvision's rule: every channel count times W,
+    /// rounded to a multiple of 8); not with --pretrained.
+    #[arg(long, default_value_t = 1.0, value_name = "W")]
+    width: f64,
     /// Start from torchvision ImageNet weights of the backbone (.pth: MobileNetV3-Small's
     /// `mobilenet_v3_small-047dcff4.pth`, or MobileNetV2's `mobilenet_v2-b0353104.pth`, which
     /// models/fetch fetches into models/).
@@ -133,6 +141,11 @@ fn resumed_config(cli: RunConfig, matches: &ArgMatches) -> Result<RunConfig> {
     }
     if given("backend") {
         cfg.train.backend = cli.train.backend;
+        // The run's adapter belongs to the run's backend.
+        cfg.train.device = cli.train.device;
+    }
+    if given("device") {
+        cfg.train.device = cli.train.device;
     }
     if given("cache") {
         cfg.cache = cli.cache;
@@ -155,7 +168,9 @@ fn train(cli: Cli, matches: &ArgMatches) -> Result<()> {
         train: TrainConfig {
             input_size: cli.input_size,
             backbone: cli.backbone,
+            width: cli.width,
             backend: cli.backend,
+            device: cli.device,
             pretrained: cli.pretrained,
             epochs: cli.epochs,
             batch_size: cli.batch_size,
@@ -167,8 +182,11 @@ fn train(cli: Cli, matches: &ArgMatches) -> Result<()> {
         },
     };
     let log = |line: &str| eprintln!("{line}");
-    let summary =
-        if resuming { resume(&resumed_config(cfg, matches)?, log)? } else { run(&cfg, log)? };
+    let cfg = if resuming { resumed_config(cfg, matches)? } else { cfg };
+    // A backend this build lacks, or a GPU that is not there, fails now rather than after the
+    // face detection.
+    cfg.train.backend.device(cfg.train.device)?;
+    let summary = if resuming { resume(&cfg, log)? } else { run(&cfg, log)? };
     let m = &summary.metrics;
     println!(
         "best epoch {}: validation accuracy {:.3}, precision {:.3}, recall {:.3}, F1 {:.3}, AUC {:.3}, threshold {:.3}",

@@ -6,7 +6,10 @@
 use crate::torchvision::Checkpoint;
 use anyhow::Result;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig,
+    PaddingConfig2d,
+};
 use burn::prelude::*;
 use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, relu6};
 use std::path::Path;
@@ -33,6 +36,7 @@ impl Act {
 
 /// One bottleneck row of the table: kernel, expanded channels, output channels, squeeze-excite,
 /// activation, stride.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bneck {
     pub kernel: usize,
     pub expand: usize,
@@ -63,18 +67,50 @@ pub const BNECKS: [Bneck; 11] = [
 pub const STEM: usize = 16;
 pub const LAST_CONV: usize = 576;
 pub const HIDDEN: usize = 1024;
+/// Dropout before the output layer, as torchvision's classifier has.
+pub const DROPOUT: f64 = 0.2;
 /// torchvision's MobileNetV3 batch norms use ε = 0.001, and its ImageNet weights were trained with
 /// it. (Its momentum of 0.01 is not copied: with burn's 0.1 the running statistics of a model
 /// trained from scratch on a few hundred faces settle within the first epochs.)
 pub const BN_EPSILON: f64 = 1e-3;
 
+/// torchvision's `_make_divisible(v, 8)`: `v` rounded to the nearest multiple of 8 (halves up),
+/// at least 8, and never more than 10 % below `v`.
+pub fn make_divisible(v: f64) -> usize {
+    let rounded = (((v + 4.0) as usize) / 8 * 8).max(8);
+    if (rounded as f64) < 0.9 * v {
+        rounded + 8
+    } else {
+        rounded
+    }
+}
+
 /// Squeeze channels: a quarter of the expansion, rounded to a multiple of 8 as torchvision does.
 pub fn squeeze_channels(c: usize) -> usize {
-    let v = ((c / 4 + 4) / 8 * 8).max(8);
-    if (v as f64) < 0.9 * (c / 4) as f64 {
-        v + 8
-    } else {
-        v
+    make_divisible((c / 4) as f64)
+}
+
+/// The channel counts of MobileNetV3-Small at a width multiplier, as torchvision's
+/// `mobilenet_v3_small(width_mult=W)` builds them: every channel count of the table, the stem and
+/// the 1024-unit hidden layer become `make_divisible(c·W)`; the last convolution has six times the
+/// last block's output channels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub stem: usize,
+    pub bnecks: Vec<Bneck>,
+    pub last_conv: usize,
+    pub hidden: usize,
+}
+
+impl Layout {
+    pub fn new(width: f64) -> Layout {
+        let scale = |c: usize| make_divisible(c as f64 * width);
+        let bnecks: Vec<Bneck> = BNECKS
+            .iter()
+            .map(|b| Bneck { expand: scale(b.expand), out: scale(b.out), ..b.clone() })
+            .collect();
+        let last_in = bnecks.last().map_or(scale(STEM), |b| b.out);
+        Layout { stem: scale(STEM), bnecks, last_conv: 6 * last_in, hidden: scale(HIDDEN) }
     }
 }
 
@@ -134,6 +170,8 @@ pub enum Backbone {
 }
 
 /// A classifier network of either backbone.
+// Both variants are similarly large (~1.5 kB of layer handles) and a run holds a few: no boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     V3(MobileNetV3),
@@ -141,9 +179,11 @@ pub enum Net {
 }
 
 impl Net {
-    pub fn new(backbone: Backbone, device: &Device) -> Net {
+    /// A fresh network; `width` is MobileNetV3-Small's width multiplier (MobileNetV2 is built at
+    /// width 1 only, which `TrainConfig::check` enforces).
+    pub fn new(backbone: Backbone, width: f64, device: &Device) -> Net {
         match backbone {
-            Backbone::MobilenetV3Small => Net::V3(MobileNetV3::new(device)),
+            Backbone::MobilenetV3Small => Net::V3(MobileNetV3::with_width(width, device)),
             Backbone::MobilenetV2 => Net::V2(crate::mobilenet_v2::MobileNetV2::new(1, device)),
         }
     }
@@ -222,18 +262,26 @@ pub struct MobileNetV3 {
     pub blocks: Vec<Block>,
     pub last: ConvBn,
     pub hidden: Linear,
+    /// Active only in training (on the autodiff device): `valid()` models and the export skip it.
+    pub dropout: Dropout,
     pub head: Linear,
 }
 
 impl MobileNetV3 {
+    /// Width multiplier 1, the layout torchvision's ImageNet weights have.
     pub fn new(device: &Device) -> Self {
+        Self::with_width(1.0, device)
+    }
+
+    pub fn with_width(width: f64, device: &Device) -> Self {
+        let layout = Layout::new(width);
         let conv_bn = |cin, cout, k, stride, groups, act| {
             ConvBn::new(cin, cout, k, stride, groups, act, device).with_epsilon(BN_EPSILON)
         };
-        let stem = conv_bn(3, STEM, 3, 2, 1, Act::HardSwish);
-        let mut cin = STEM;
+        let stem = conv_bn(3, layout.stem, 3, 2, 1, Act::HardSwish);
+        let mut cin = layout.stem;
         let mut blocks = vec![];
-        for b in &BNECKS {
+        for b in &layout.bnecks {
             blocks.push(Block {
                 expand: (b.expand != cin).then(|| conv_bn(cin, b.expand, 1, 1, 1, b.act)),
                 depthwise: conv_bn(b.expand, b.expand, b.kernel, b.stride, b.expand, b.act),
@@ -246,9 +294,10 @@ impl MobileNetV3 {
         MobileNetV3 {
             stem,
             blocks,
-            last: conv_bn(cin, LAST_CONV, 1, 1, 1, Act::HardSwish),
-            hidden: LinearConfig::new(LAST_CONV, HIDDEN).init(device),
-            head: LinearConfig::new(HIDDEN, 1).init(device),
+            last: conv_bn(cin, layout.last_conv, 1, 1, 1, Act::HardSwish),
+            hidden: LinearConfig::new(layout.last_conv, layout.hidden).init(device),
+            dropout: DropoutConfig::new(DROPOUT).init(),
+            head: LinearConfig::new(layout.hidden, 1).init(device),
         }
     }
 
@@ -261,7 +310,7 @@ impl MobileNetV3 {
         let x = self.last.forward(x);
         let [n, c, _, _] = x.dims();
         let x = x.mean_dim(3).mean_dim(2).reshape([n, c]);
-        let x = hard_swish(self.hidden.forward(x));
+        let x = self.dropout.forward(hard_swish(self.hidden.forward(x)));
         let [n, _] = x.dims();
         self.head.forward(x).reshape([n])
     }
@@ -307,4 +356,79 @@ pub fn load_torchvision(model: MobileNetV3, path: &Path, device: &Device) -> Res
     m.hidden = ck.linear(m.hidden, "classifier.0", device)?;
     ck.finish("classifier.3.")?;
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn width_one_is_torchvisions_table() {
+        let layout = Layout::new(1.0);
+        assert_eq!(layout.bnecks, BNECKS.to_vec());
+        assert_eq!((layout.stem, layout.last_conv, layout.hidden), (STEM, LAST_CONV, HIDDEN));
+    }
+
+    #[test]
+    fn width_three_quarters_rounds_every_channel_count_as_torchvision() {
+        // torchvision: [(c.expanded_channels, c.out_channels) for c in
+        // _mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.75)[0]], and last_channel 768.
+        let layout = Layout::new(0.75);
+        let table: Vec<(usize, usize)> = layout.bnecks.iter().map(|b| (b.expand, b.out)).collect();
+        assert_eq!(
+            table,
+            [
+                (16, 16),
+                (56, 24),
+                (64, 24),
+                (72, 32),
+                (184, 32),
+                (184, 32),
+                (88, 40),
+                (112, 40),
+                (216, 72),
+                (432, 72),
+                (432, 72)
+            ]
+        );
+        assert_eq!((layout.stem, layout.last_conv, layout.hidden), (16, 432, 768));
+        // Squeeze-excite widths follow the scaled expansions: 432 / 4 = 108 → 112.
+        assert_eq!(squeeze_channels(432), 112);
+        assert_eq!(squeeze_channels(88), 24);
+        // Kernels, strides, activations and squeeze-excite flags are unchanged.
+        for (a, b) in layout.bnecks.iter().zip(&BNECKS) {
+            assert_eq!((a.kernel, a.stride, a.act, a.se), (b.kernel, b.stride, b.act, b.se));
+        }
+    }
+
+    #[test]
+    fn make_divisible_matches_torchvision() {
+        // _make_divisible(v, 8) for these v.
+        for (v, want) in [(12.0, 16), (18.0, 24), (54.0, 56), (66.0, 64), (4.0, 8), (21.6, 24)] {
+            assert_eq!(make_divisible(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn dropout_acts_in_training_only() {
+        let plain = Device::flex();
+        plain.seed(7);
+        let device = plain.clone().autodiff();
+        let model = MobileNetV3::with_width(0.75, &device);
+        let x =
+            || Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Default, &device);
+        plain.seed(8);
+        let input = x();
+        let values = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().expect("f32");
+        // Training: two passes draw two dropout masks (batch norm uses the batch statistics, the
+        // same both times).
+        let a = values(model.forward(input.clone()));
+        let b = values(model.forward(input.clone()));
+        assert_ne!(a, b, "dropout made no difference in training");
+        // Validation mode, off the autodiff device: deterministic.
+        let eval = model.valid();
+        let input = Tensor::<4>::from_data(input.into_data(), &plain);
+        let c = values(eval.forward(input.clone()));
+        assert_eq!(c, values(eval.forward(input)));
+    }
 }

@@ -60,6 +60,9 @@ struct SplitEntry<'a> {
     label: Label,
     subset: &'static str,
     faces: usize,
+    /// SHA-256 of the photo's face crops (pixels and keypoints): a resumed run checks that it
+    /// trains on the very crops the run began with, which a changed detector file would alter.
+    crops: String,
 }
 
 /// Runs everything; `log` receives the progress lines.
@@ -87,6 +90,7 @@ const CONFIG: &str = "config.json";
 const SPLIT: &str = "split.json";
 
 fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<RunSummary> {
+    cfg.train.check()?;
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
     let checkpoints = Checkpoints::new(&cfg.out, resume);
@@ -284,7 +288,13 @@ fn split<'a>(
         };
         for (k, (sample, items)) in class.into_iter().enumerate() {
             let subset = if k < n_val { "validation" } else { "train" };
-            entries.push(SplitEntry { file: &sample.path, label, subset, faces: items.len() });
+            entries.push(SplitEntry {
+                file: &sample.path,
+                label,
+                subset,
+                faces: items.len(),
+                crops: crops_digest(items),
+            });
             if k < n_val {
                 val.extend(items.iter().cloned())
             } else {
@@ -293,6 +303,19 @@ fn split<'a>(
         }
     }
     (train, val, entries)
+}
+
+fn crops_digest(items: &[Item]) -> String {
+    let mut hash = Sha256::new();
+    for item in items {
+        hash.update(item.image.width().to_le_bytes());
+        hash.update(item.image.height().to_le_bytes());
+        hash.update(item.image.as_raw());
+        for point in item.keypoints.iter().flatten().flatten() {
+            hash.update(point.to_le_bytes());
+        }
+    }
+    dataset::hex(&hash.finalize())
 }
 
 /// Loads both exported files through `edge` and compares their p(FAKE) with burn's.

@@ -33,11 +33,19 @@ fn trainer(tmp: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
 
 /// An empty temporary folder named `prefix-<pid>` whose `data/real/` holds five real photos.
 fn fresh_run_folder(prefix: &str) -> PathBuf {
+    run_folder_with(
+        prefix,
+        &["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"],
+    )
+}
+
+/// An empty temporary folder named `prefix-<pid>` whose `data/real/` holds the named photos.
+fn run_folder_with(prefix: &str, photos: &[&str]) -> PathBuf {
     let tmp = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let real = tmp.join("data/real");
     std::fs::create_dir_all(&real).expect("mkdir");
-    for name in ["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"] {
+    for name in photos {
         std::fs::copy(photo(name), real.join(name)).expect("copy");
     }
     tmp
@@ -235,5 +243,60 @@ fn a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run() {
     assert!(!missing.status.success());
     let last = err.trim().lines().last().unwrap_or_default();
     assert!(last.starts_with("trainer: ") && last.contains("state.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_resume_on_crops_from_a_changed_detector_file_is_refused() {
+    // Both detectors find the same number of faces in each of these photos, so the photos, their
+    // face counts and the split are the same either way: only the crops themselves differ.
+    let photos = ["astronaut.png", "lenna.png", "takeo.ppm", "tongue.jpg", "breakingbad.jpg"];
+    let tmp = run_folder_with("trainer-resume-detector", &photos);
+    let models = root().join("models");
+    let count = |file: &str, photo_name: &str| {
+        let detector = edge::Detector::load(&models.join(file), Default::default()).expect(file);
+        let img = image::open(photo(photo_name)).expect(photo_name).to_rgb8();
+        detector.detect(&img).expect("detect").len()
+    };
+    for name in photos {
+        assert_eq!(
+            count("face_detection_short_range.tflite", name),
+            count("face_detection_full_range.tflite", name),
+            "{name}"
+        );
+    }
+    let detector = tmp.join("detector.tflite");
+    std::fs::copy(models.join("face_detection_short_range.tflite"), &detector).expect("copy");
+    let run = tmp.join("run");
+    let args = ["--sbi", "--input-size", "32", "--batch-size", "4", "--epochs", "1"];
+    let paths =
+        [("--data", tmp.join("data")), ("--out", run.clone()), ("--detector", detector.clone())];
+    let paths: Vec<(&str, &Path)> = paths.iter().map(|(f, p)| (*f, p.as_path())).collect();
+    let first = bare_trainer(&args, &paths);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+
+    // The same file name now holds the other detector.
+    std::fs::copy(models.join("face_detection_full_range.tflite"), &detector).expect("copy");
+    let resumed = bare_trainer(&["--resume", "--epochs", "2"], &[("--out", &run)]);
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(!resumed.status.success(), "resumed on other crops:\n{err}");
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(last.contains("split.json") && last.contains("face crops changed"), "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Without the `wgpu` feature, `--backend wgpu` fails at once, on one line saying how to get it.
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn backend_wgpu_without_its_feature_says_to_rebuild_with_it() {
+    let tmp = fresh_run_folder("trainer-no-wgpu");
+    let out = bare_trainer(
+        &["--backend", "wgpu"],
+        &[("--data", &tmp.join("data")), ("--out", &tmp.join("run"))],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--features wgpu"), "{err}");
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -40,7 +40,9 @@ fn pretrained_mobilenet_v2_tells_strong_self_blends_from_real_faces_on_held_out_
         train: TrainConfig {
             input_size: 96,
             backbone: Backbone::MobilenetV2,
+            width: 1.0,
             backend: Default::default(),
+            device: Default::default(),
             pretrained: Some(pretrained),
             epochs: 8,
             batch_size: 16,

@@ -26,6 +26,8 @@ from PIL import Image
 from reference import LiteModel, Reference, litert_version
 
 HERE = Path(__file__).resolve().parent
+# The classifier's input side, for the tables (set from the input tract was given).
+CLASSIFIER_SIZE = "?"
 
 
 def main():
@@ -63,6 +65,9 @@ def main():
     edge = Edge(args.edge, astronaut, models)
     log("tract: preparing inputs and reference outputs")
     tract_out = edge.dump(work / "tensors")
+    global CLASSIFIER_SIZE
+    # NCHW or NHWC, the image's side is the third dimension.
+    CLASSIFIER_SIZE = tract_out["classifier"]["input"].shape[2]
 
     # The other runtimes, each model with one thread and with every core.
     sessions = {}
@@ -493,7 +498,8 @@ def write_results(path, v):
 
 def model_label(key, tract=False):
     return {
-        "classifier": "classifier (MobileNetV2 128, .onnx)" if tract else "classifier",
+        "classifier": f"classifier ({CLASSIFIER_SIZE}×{CLASSIFIER_SIZE} input, .onnx)" if tract
+        else "classifier",
         "classifier.tflite": "classifier (same weights, .tflite)",
         "full": "BlazeFace full range (192)",
         "short": "BlazeFace short range (128)",

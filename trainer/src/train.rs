@@ -476,6 +476,7 @@ mod tests {
             backbone,
             width,
             backend: Backend::Flex,
+            device: Default::default(),
             pretrained: pretrained.map(Into::into),
             sbi: true,
             sbi_strength: 1.0,

@@ -415,7 +415,7 @@ def write_results(path, v):
     lines += [
         "",
         "The TFLite classifier is models/classifier.onnx written as TFLite by the trainer's exporter "
-        "(`cargo run -p trainer --example onnx_to_tflite`), the same weights; LiteRT runs it, and "
+        "(`trainer/examples/onnx_to_tflite.rs`), the same weights; LiteRT runs it, and "
         "its tract row is tract on that .tflite file.",
         "",
         "## End to end",

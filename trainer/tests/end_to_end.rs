@@ -1,18 +1,11 @@
 //! A tiny training run of the real `trainer` binary on real photos (real faces only, fakes made by
 //! self-blending), whose exported models the real `edge` binary then loads and runs.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-fn photo(name: &str) -> PathBuf {
-    let path = root().join("edge/tests/data").join(name);
-    assert!(path.is_file(), "{} is missing: run models/fetch first", path.display());
-    path
-}
+use support::{bare_trainer, fresh_run_folder, photo, root, run_folder_with};
 
 /// Runs the trainer on `<tmp>/data` (self-blended fakes, 64 px, batch 4, 40 % validation) with
 /// the crop cache in `<tmp>/cache`.
@@ -29,26 +22,6 @@ fn trainer(tmp: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
         .arg(tmp.join("cache"))
         .output()
         .expect("trainer runs")
-}
-
-/// An empty temporary folder named `prefix-<pid>` whose `data/real/` holds five real photos.
-fn fresh_run_folder(prefix: &str) -> PathBuf {
-    run_folder_with(
-        prefix,
-        &["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"],
-    )
-}
-
-/// An empty temporary folder named `prefix-<pid>` whose `data/real/` holds the named photos.
-fn run_folder_with(prefix: &str, photos: &[&str]) -> PathBuf {
-    let tmp = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let real = tmp.join("data/real");
-    std::fs::create_dir_all(&real).expect("mkdir");
-    for name in photos {
-        std::fs::copy(photo(name), real.join(name)).expect("copy");
-    }
-    tmp
 }
 
 #[test]
@@ -138,15 +111,6 @@ fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
 }
 
 /// The trainer binary with the models folder set, and nothing else.
-fn bare_trainer(args: &[&str], paths: &[(&str, &Path)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
-    command.env("EDGE_MODELS", root().join("models")).args(args);
-    for (flag, path) in paths {
-        command.arg(flag).arg(path);
-    }
-    command.output().expect("trainer runs")
-}
-
 /// history.json without the timings, which no two runs share.
 fn history_without_timings(run: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(run.join("history.json")).expect("history.json");

@@ -1,15 +1,13 @@
 //! The trainer learns: from ImageNet-pretrained MobileNetV2, real faces against strongly
 //! self-blended fakes, scored on faces of photos it never trained on (the split is by photo).
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use support::root;
 use trainer::faces::NoFace;
 use trainer::model::Backbone;
 use trainer::run::{run, RunConfig};
 use trainer::train::TrainConfig;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
 
 #[test]
 fn pretrained_mobilenet_v2_tells_strong_self_blends_from_real_faces_on_held_out_photos() {

@@ -8,21 +8,12 @@ use burn::optim::AdamConfig;
 use burn::prelude::*;
 use edge::classify::{Label, ModelMeta, OutputKind};
 use image::RgbImage;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use support::{bare_trainer, fresh_run_folder, photo};
 use trainer::model::Backbone;
 use trainer::run::{MEAN, STD};
 use trainer::train::{predict, starting_model, step, Adapter, Backend, TrainConfig};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-fn photo(name: &str) -> PathBuf {
-    let path = root().join("edge/tests/data").join(name);
-    assert!(path.is_file(), "{} is missing: run models/fetch first", path.display());
-    path
-}
 
 fn config(backend: Backend) -> TrainConfig {
     TrainConfig {
@@ -101,24 +92,9 @@ fn wgpu_trains_as_flex_does() {
     }
 }
 
-fn trainer(args: &[&str], paths: &[(&str, &Path)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
-    command.env("EDGE_MODELS", root().join("models")).args(args);
-    for (flag, path) in paths {
-        command.arg(flag).arg(path);
-    }
-    command.output().expect("trainer runs")
-}
-
 #[test]
 fn a_tiny_run_on_wgpu_exports_models_that_pass_the_parity_check_and_resumes_on_flex() {
-    let tmp = std::env::temp_dir().join(format!("trainer-wgpu-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let real = tmp.join("data/real");
-    std::fs::create_dir_all(&real).expect("mkdir");
-    for name in ["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"] {
-        std::fs::copy(photo(name), real.join(name)).expect("copy");
-    }
+    let tmp = fresh_run_folder("trainer-wgpu");
     let (data, cache, run) = (tmp.join("data"), tmp.join("cache"), tmp.join("run"));
     let settings = ["--sbi", "--input-size", "32", "--batch-size", "4", "--val-fraction", "0.4"];
     let args: Vec<&str> = settings
@@ -126,7 +102,7 @@ fn a_tiny_run_on_wgpu_exports_models_that_pass_the_parity_check_and_resumes_on_f
         .chain(&["--epochs", "1", "--lr", "3e-3", "--backend", "wgpu"])
         .copied()
         .collect();
-    let out = trainer(&args, &[("--data", &data), ("--cache", &cache), ("--out", &run)]);
+    let out = bare_trainer(&args, &[("--data", &data), ("--cache", &cache), ("--out", &run)]);
     let log = String::from_utf8_lossy(&out.stderr);
     // The run fails when an export differs from burn's probabilities by more than 1e-4.
     assert!(out.status.success(), "{log}");
@@ -138,7 +114,8 @@ fn a_tiny_run_on_wgpu_exports_models_that_pass_the_parity_check_and_resumes_on_f
     assert_eq!(config["train"]["device"], "default", "{config}");
 
     // The checkpoint made on wgpu continues on Flex.
-    let resumed = trainer(&["--resume", "--epochs", "2", "--backend", "flex"], &[("--out", &run)]);
+    let resumed =
+        bare_trainer(&["--resume", "--epochs", "2", "--backend", "flex"], &[("--out", &run)]);
     let log = String::from_utf8_lossy(&resumed.stderr);
     assert!(resumed.status.success(), "{log}");
     assert!(log.contains("epoch 2/2") && !log.contains("epoch 1/2"), "{log}");

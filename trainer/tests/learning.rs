@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::root;
+use support::{root, run_folder_with};
 use trainer::faces::NoFace;
 use trainer::model::Backbone;
 use trainer::run::{run, RunConfig};
@@ -11,19 +11,23 @@ use trainer::train::TrainConfig;
 
 #[test]
 fn pretrained_mobilenet_v2_tells_strong_self_blends_from_real_faces_on_held_out_photos() {
-    let tmp = std::env::temp_dir().join(format!("trainer-learning-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let real = tmp.join("data/real");
-    std::fs::create_dir_all(&real).expect("mkdir");
     // Every fetched photo with faces (35 faces in 13 photos); coffee.png and chelsea.png have none.
-    for entry in std::fs::read_dir(root().join("edge/tests/data")).expect("run models/fetch first")
-    {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        if !["coffee.png", "chelsea.png"].contains(&name.as_str()) {
-            std::fs::copy(&path, real.join(&name)).expect("copy");
-        }
-    }
+    let photos = [
+        "astronaut.png",
+        "breakingbad.jpg",
+        "einstein.jpg",
+        "lenna.png",
+        "sample1.jpg",
+        "sample2.jpg",
+        "sample3.jpg",
+        "sample4.jpg",
+        "sample5.jpg",
+        "sample6.jpg",
+        "t1.jpg",
+        "takeo.ppm",
+        "tongue.jpg",
+    ];
+    let tmp = run_folder_with("trainer-learning", &photos);
     let pretrained = root().join("models/mobilenet_v2-b0353104.pth");
     assert!(pretrained.is_file(), "run models/fetch first");
     let cfg = RunConfig {

@@ -14,8 +14,30 @@ pub fn photo(name: &str) -> PathBuf {
     path
 }
 
+/// A temporary folder, deleted with everything in it when dropped (a failing test too).
+pub struct RunFolder(PathBuf);
+
+impl std::ops::Deref for RunFolder {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for RunFolder {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RunFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// An empty temporary folder named `prefix-<pid>` whose `data/real/` holds five real photos.
-pub fn fresh_run_folder(prefix: &str) -> PathBuf {
+pub fn fresh_run_folder(prefix: &str) -> RunFolder {
     run_folder_with(
         prefix,
         &["astronaut.png", "lenna.png", "einstein.jpg", "takeo.ppm", "tongue.jpg"],
@@ -23,7 +45,7 @@ pub fn fresh_run_folder(prefix: &str) -> PathBuf {
 }
 
 /// An empty temporary folder named `prefix-<pid>` whose `data/real/` holds the named photos.
-pub fn run_folder_with(prefix: &str, photos: &[&str]) -> PathBuf {
+pub fn run_folder_with(prefix: &str, photos: &[&str]) -> RunFolder {
     let tmp = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let real = tmp.join("data/real");
@@ -31,7 +53,7 @@ pub fn run_folder_with(prefix: &str, photos: &[&str]) -> PathBuf {
     for name in photos {
         std::fs::copy(photo(name), real.join(name)).expect("copy");
     }
-    tmp
+    RunFolder(tmp)
 }
 
 /// The real `trainer` binary with `args`, then each flag and its path.

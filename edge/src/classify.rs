@@ -99,11 +99,22 @@ impl Classifier {
             Layout::Nhwc => [1, size, size, 3],
         };
         let plan = model::plan(loaded.model, &shape)?;
-        let classifier =
-            Classifier { plan, layout, size: size as u32, meta, path: path.to_path_buf() };
-        // Run once so that a model with the wrong output fails here, at start-up.
-        classifier.p_fake(&RgbImage::new(size as u32, size as u32))?;
-        Ok(classifier)
+        // A model with the wrong output fails here, at start-up, from the optimised model's
+        // output fact (running a blank face for it would cost a whole inference).
+        let output = plan.model().output_fact(0)?;
+        ensure!(
+            output.datum_type == f32::datum_type(),
+            "output is {:?}, not f32",
+            output.datum_type
+        );
+        let values = output.shape.as_concrete().map(|s| s.iter().product::<usize>());
+        ensure!(
+            matches!(values, Some(1 | 2)),
+            "output {:?} has {} values per image; expected 1 or 2",
+            output.shape,
+            values.map_or("an unknown number of".into(), |n| n.to_string())
+        );
+        Ok(Classifier { plan, layout, size: size as u32, meta, path: path.to_path_buf() })
     }
 
     /// The side of the square face crop the model takes.

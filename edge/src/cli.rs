@@ -63,9 +63,18 @@ impl ModelOptions {
             tiling: self.tiles,
             ..DetectorConfig::default()
         };
-        let detector = Detector::load(&self.detector_path(), config)?;
-        let classifier =
-            if self.detect_only { None } else { Some(Classifier::load(&self.classifier_path())?) };
+        // Start-up is mostly tract typing and optimising the two graphs: one on each of two cores.
+        let (detector, classifier) = std::thread::scope(|scope| {
+            let classifier = (!self.detect_only)
+                .then(|| scope.spawn(|| Classifier::load(&self.classifier_path())));
+            let detector = Detector::load(&self.detector_path(), config);
+            let classifier = classifier.map(|thread| {
+                thread.join().unwrap_or_else(|_| Err(anyhow::anyhow!("classifier loader panicked")))
+            });
+            (detector, classifier)
+        });
+        let detector = detector?;
+        let classifier = classifier.transpose()?;
         Ok(Pipeline { detector, classifier, margin: self.margin, threshold: self.threshold })
     }
 }

@@ -134,14 +134,18 @@ impl Detector {
         let size = spec.input_size;
         let plan = model::plan(loaded.model, &[1, size, size, 3])?;
         let anchors = spec.anchors();
-        // Identify the outputs by shape, checked once here so that `detect` can rely on them.
-        let probe = Tensor::zero::<f32>(&[1, size, size, 3])?;
-        let outputs = plan.run(tvec!(probe.into()))?;
-        let shape_of = |i: usize| outputs[i].shape().to_vec();
-        let find =
-            |last: usize| (0..outputs.len()).find(|&i| shape_of(i) == [1, anchors.len(), last]);
+        // Identify the outputs by shape, checked once here so that `detect` can rely on them. The
+        // optimised model knows every output's shape, so no frame has to be run for it.
+        let optimised = plan.model();
+        let count = optimised.outputs.len();
+        let shape_of = |i: usize| {
+            optimised.output_fact(i).ok().and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()))
+        };
+        let find = |last: usize| {
+            (0..count).find(|&i| shape_of(i).as_deref() == Some(&[1, anchors.len(), last][..]))
+        };
         let (Some(boxes_output), Some(scores_output)) = (find(COORDS), find(1)) else {
-            let shapes: Vec<_> = (0..outputs.len()).map(shape_of).collect();
+            let shapes: Vec<_> = (0..count).map(shape_of).collect();
             bail!(
                 "outputs {shapes:?} are not BlazeFace's: expected 1×{n}×{COORDS} boxes and 1×{n}×1 scores",
                 n = anchors.len()

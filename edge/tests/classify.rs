@@ -83,3 +83,19 @@ fn mobilenet_v3_small_as_written_for_the_benchmarks_loads_and_runs() {
     let p = classifier.p_fake(&crop::face(&img, &face, crop::DEFAULT_MARGIN, 224)).expect("runs");
     assert!(p.is_finite() && (0.0..=1.0).contains(&p), "{p}");
 }
+
+#[test]
+fn a_model_with_the_wrong_output_fails_at_load_naming_it() {
+    // The short-range BlazeFace file takes a square RGB image, so only its output (896 anchors of
+    // 16 coordinates) tells it from a classifier; the check reads the optimised model's facts.
+    let dir = Scratch::new("wrong-output");
+    let path = dir.write(
+        "blazeface.tflite",
+        std::fs::read(model("face_detection_short_range.tflite")).expect("detector file"),
+    );
+    std::fs::write(sidecar_path(&path), support::meta_json()).expect("write sidecar");
+    let err = Classifier::load(&path).err().expect("a detector is not a classifier");
+    let text = format!("{err:#}");
+    assert!(text.contains("blazeface.tflite"), "{text}");
+    assert!(text.contains("14336 values per image; expected 1 or 2"), "{text}");
+}

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 pub const DIR: &str = "checkpoints";
 const STATE: &str = "state.json";
 
-/// Settings a resumed run may change: they do not alter what the run computes (`epochs` only
+/// Settings a resumed run may change: they do not alter what the run trains (`epochs` only
 /// extends it; `out`, the run folder, and `cache` are places; `backend` and `device` are the same
-/// arithmetic elsewhere, up to rounding).
-pub const RESUMABLE: [&str; 5] = ["epochs", "backend", "device", "out", "cache"];
+/// arithmetic elsewhere, up to rounding; `threshold_rule` only reads the validation scores after).
+pub const RESUMABLE: [&str; 6] = ["epochs", "backend", "device", "out", "cache", "threshold_rule"];
 
 #[derive(Serialize, Deserialize)]
 struct State {

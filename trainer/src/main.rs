@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use trainer::checkpoint::changed_settings;
 use trainer::faces::NoFace;
+use trainer::metrics::ThresholdRule;
 use trainer::model::Backbone;
 use trainer::run::{resume, run, saved_config, RunConfig};
 use trainer::train::{Adapter, Backend, TrainConfig};
@@ -26,7 +27,8 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Continue the run in --out from its last checkpoint, with its saved configuration; only
-    /// --epochs (to train longer), --backend, --device and --cache may be given anew.
+    /// --epochs (to train longer), --backend, --device, --cache and --max-false-alarm may be
+    /// given anew.
     #[arg(long)]
     resume: bool,
     /// The backend: burn's Flex on the CPU, or (when built with its feature) NdArray or wgpu.
@@ -88,6 +90,20 @@ struct Cli {
     margin: f32,
     #[arg(long, default_value_t = edge::DetectorConfig::default().min_score)]
     min_score: f32,
+    /// Choose the decision threshold so that at most this share of the REAL validation faces is
+    /// called FAKE (e.g. 0.05), catching as many FAKE ones as that allows [default: the threshold
+    /// maximising Youden's J]. May be changed with --resume.
+    #[arg(long, value_name = "RATE", value_parser = false_alarm_rate)]
+    max_false_alarm: Option<f64>,
+}
+
+fn false_alarm_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err("a share of the real faces, from 0 up to (not including) 1".into())
+    }
 }
 
 fn default_cache() -> PathBuf {
@@ -150,6 +166,9 @@ fn resumed_config(cli: RunConfig, matches: &ArgMatches) -> Result<RunConfig> {
     if given("cache") {
         cfg.cache = cli.cache;
     }
+    if given("max_false_alarm") {
+        cfg.threshold_rule = cli.threshold_rule;
+    }
     cfg.out = cli.out;
     Ok(cfg)
 }
@@ -165,6 +184,9 @@ fn train(cli: Cli, matches: &ArgMatches) -> Result<()> {
         margin: cli.margin,
         min_score: cli.min_score,
         val_fraction: cli.val_fraction,
+        threshold_rule: cli
+            .max_false_alarm
+            .map_or(ThresholdRule::Youden, ThresholdRule::MaxFalseAlarm),
         train: TrainConfig {
             input_size: cli.input_size,
             backbone: cli.backbone,

@@ -1,7 +1,7 @@
 //! Binary classification metrics with FAKE as the positive class: confusion matrix, precision,
 //! recall and F1 per class, accuracy, the ROC curve and its area, and the decision threshold.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Counts at one threshold; `fake` is the positive class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -126,15 +126,69 @@ pub fn auc(p_fake: &[f32], is_fake: &[bool]) -> f64 {
     roc(p_fake, is_fake).windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum()
 }
 
-/// The threshold that maximises Youden's J (true positive rate − false positive rate) on the
-/// given (validation) predictions; 0.5 when a class is missing.
-pub fn youden_threshold(p_fake: &[f32], is_fake: &[bool]) -> f32 {
+/// How the decision threshold is chosen on the validation predictions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdRule {
+    /// The ROC point that maximises Youden's J (true positive rate − false positive rate).
+    #[default]
+    Youden,
+    /// The ROC point with the most FAKE faces caught among those that call at most this share of
+    /// the REAL faces FAKE (a false-alarm budget).
+    MaxFalseAlarm(f64),
+}
+
+impl ThresholdRule {
+    /// The rule in words, for the report.
+    pub fn describe(&self) -> String {
+        match self {
+            ThresholdRule::Youden => {
+                "the ROC point that maximises Youden's J (true positive rate − false positive rate)"
+                    .into()
+            }
+            ThresholdRule::MaxFalseAlarm(rate) => format!(
+                "the ROC point that catches the most FAKE faces while calling at most {:.1} % of \
+                 the REAL faces FAKE",
+                rate * 100.0
+            ),
+        }
+    }
+}
+
+/// The decision threshold (FAKE when p ≥ it) of the ROC point `rule` picks on the given
+/// (validation) predictions; 0.5 when a class is missing.
+///
+/// The threshold is set halfway between the lowest score called FAKE at that point and the
+/// highest called REAL, so the validation set is split as at the point itself, with the widest
+/// margin either side: a threshold equal to an observed score would flip that face (and any new
+/// face scored a hair lower) on the slightest change.
+pub fn threshold(p_fake: &[f32], is_fake: &[bool], rule: ThresholdRule) -> f32 {
+    let positives = is_fake.iter().filter(|&&f| f).count();
+    if positives == 0 || positives == is_fake.len() {
+        return 0.5;
+    }
     let curve = roc(p_fake, is_fake);
-    curve
-        .iter()
-        .filter(|(_, _, t)| t.is_finite())
-        .max_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)))
-        .map_or(0.5, |&(_, _, t)| t)
+    let chosen = match rule {
+        // The first point (threshold +∞, nothing called FAKE) has J = 0, which any useful
+        // model beats.
+        ThresholdRule::Youden => (1..curve.len())
+            .max_by(|&a, &b| {
+                let j = |i: usize| curve[i].1 - curve[i].0;
+                j(a).total_cmp(&j(b))
+            })
+            .unwrap_or(0),
+        // The false positive rate only grows along the curve.
+        ThresholdRule::MaxFalseAlarm(rate) => {
+            curve.iter().rposition(|&(fpr, _, _)| fpr <= rate + 1e-12).unwrap_or(0)
+        }
+    };
+    // The scores either side of the chosen point: the highest one left REAL (if any) and the
+    // lowest one called FAKE (above every score when nothing is).
+    let called = if chosen == 0 { 1.0 } else { curve[chosen].2 };
+    match curve.get(chosen + 1) {
+        Some(&(_, _, below)) => (called + below) / 2.0,
+        None => called,
+    }
 }
 
 #[cfg(test)]
@@ -166,10 +220,41 @@ mod tests {
         assert_eq!(auc(&[0.3, 0.4], &[true, true]), 0.5);
     }
 
+    fn assert_close(t: f32, want: f32) {
+        assert!((t - want).abs() < 1e-6, "threshold {t}, expected {want}");
+    }
+
     #[test]
-    fn youden_picks_the_separating_threshold() {
+    fn youden_splits_the_classes_halfway_between_their_nearest_scores() {
         let p = [0.95, 0.7, 0.65, 0.4, 0.3, 0.1];
         let y = [true, true, true, false, false, false];
-        assert_eq!(youden_threshold(&p, &y), 0.65);
+        assert_close(threshold(&p, &y, ThresholdRule::Youden), 0.525);
+        // Overlapping classes: J is 2/3 − 0 at 0.7 and 1 − 1/3 at 0.35, the last maximum taken.
+        let p = [0.9, 0.7, 0.35, 0.5, 0.2, 0.1];
+        let t = threshold(&p, &y, ThresholdRule::Youden);
+        assert_close(t, 0.275);
+        let m = Metrics::new(&p, &y, t);
+        assert_eq!((m.confusion.true_fake, m.confusion.false_fake), (3, 1));
+    }
+
+    #[test]
+    fn a_false_alarm_budget_calls_no_more_real_faces_fake_than_it_allows() {
+        let p = [0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.2, 0.1];
+        let y = [true, true, true, true, false, false, false, false];
+        // No false alarm: only the two fakes above every real face.
+        let t = threshold(&p, &y, ThresholdRule::MaxFalseAlarm(0.0));
+        assert_close(t, 0.75);
+        // One real face in four may be called FAKE: 0.7 is, and 0.6 is caught below it.
+        let t = threshold(&p, &y, ThresholdRule::MaxFalseAlarm(0.25));
+        assert_close(t, 0.55);
+        let m = Metrics::new(&p, &y, t);
+        assert_eq!((m.confusion.true_fake, m.confusion.false_fake), (3, 1));
+        // A budget below the highest real score with no fake above it: nothing is called FAKE.
+        let p = [0.6, 0.3, 0.9, 0.1];
+        let y = [true, true, false, false];
+        let t = threshold(&p, &y, ThresholdRule::MaxFalseAlarm(0.0));
+        assert_close(t, 0.95);
+        assert_eq!(Metrics::new(&p, &y, t).confusion.true_fake, 0);
+        assert_eq!(threshold(&[0.2, 0.4], &[true, true], ThresholdRule::Youden), 0.5);
     }
 }

@@ -1,7 +1,7 @@
 //! The run's reports: `metrics.json`, `history.json`, `confusion.txt`, PNG charts (loss and
 //! accuracy curves, ROC curve, confusion matrix) and `report.md` tying them together.
 
-use crate::metrics::{roc, Metrics};
+use crate::metrics::{roc, Metrics, ThresholdRule};
 use crate::plot;
 use crate::run::Parity;
 use crate::train::Trained;
@@ -12,6 +12,7 @@ pub fn write(
     out: &Path,
     trained: &Trained,
     m: &Metrics,
+    rule: ThresholdRule,
     parity: &Parity,
     val_fake: &[bool],
 ) -> Result<()> {
@@ -85,19 +86,20 @@ pub fn write(
          | | precision | recall | F1 | support |\n| --- | ---: | ---: | ---: | ---: |\n\
          | REAL | {:.4} | {:.4} | {:.4} | {} |\n| FAKE | {:.4} | {:.4} | {:.4} | {} |\n\n\
          Accuracy {:.4}, ROC AUC {:.4}.\n\n\
-         Decision threshold {:.4}: the p(FAKE) that maximises Youden's J (true positive rate − false positive \
-         rate) on the validation set; it is stored in the model's metadata and `edge` uses it unless \
+         Decision threshold {:.4}: on the validation set, {}, halfway between the scores either side of \
+         it; it is stored in the model's metadata and `edge` uses it unless \
          `--threshold` is given.\n\n```\n{confusion}```\n\n\
          ![loss](loss.png) ![accuracy](accuracy.png)\n\n![ROC](roc.png) ![confusion](confusion.png)\n\n\
          ## Export\n\n`model.onnx` and `model.tflite` (metadata in `model.json` and in the ONNX file), loaded back through \
          `edge` on the {} validation images: largest |p(FAKE) − burn's| {:.2e} (ONNX), {:.2e} (TFLite).\n\n\
-         Files: `config.json` (the run's full configuration), `split.json`, `history.json`, `metrics.json`.\n",
+         Files: `config.json` (the run's full configuration), `split.json`, `history.json`, `metrics.json`, \
+         `validation.csv` (every validation face with its p(FAKE) and the label it gets).\n",
         trained.best_epoch,
         trained.history.len(),
         best.val_auc,
         m.real.precision, m.real.recall, m.real.f1, m.real.support,
         m.fake.precision, m.fake.recall, m.fake.f1, m.fake.support,
-        m.accuracy, m.auc, m.threshold,
+        m.accuracy, m.auc, m.threshold, rule.describe(),
         parity.images, parity.onnx_max_abs_diff, parity.tflite_max_abs_diff,
     );
     std::fs::write(out.join("report.md"), report)?;

@@ -5,7 +5,7 @@ use crate::checkpoint::{changed_settings, Checkpoints};
 use crate::dataset::{self, Sample};
 use crate::export;
 use crate::faces::{CropSettings, Cropped, Cropper, NoFace};
-use crate::metrics::{youden_threshold, Metrics};
+use crate::metrics::{threshold, Metrics, ThresholdRule};
 use crate::report;
 use crate::sbi::self_blend;
 use crate::train::{self, Item, TrainConfig};
@@ -35,6 +35,10 @@ pub struct RunConfig {
     pub margin: f32,
     pub min_score: f32,
     pub val_fraction: f64,
+    /// How the decision threshold is chosen on validation (run folders made before the rule was
+    /// a setting used Youden's J).
+    #[serde(default)]
+    pub threshold_rule: ThresholdRule,
     pub train: TrainConfig,
 }
 
@@ -174,7 +178,8 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         cropper.cache_hits.get()
     ));
 
-    let (train_items, mut val_items, split) = split(cropped, cfg.val_fraction, cfg.train.seed);
+    let (train_items, mut val_items, mut val_sources, split) =
+        split(cropped, cfg.val_fraction, cfg.train.seed);
     let split = serde_json::to_string_pretty(&split)?;
     let split_path = cfg.out.join(SPLIT);
     if resume {
@@ -210,7 +215,14 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
                 fake: true,
             })
             .collect();
+        let blended_sources: Vec<Source> = val_items
+            .iter()
+            .zip(&val_sources)
+            .filter(|(i, _)| !i.fake)
+            .map(|(_, s)| Source { self_blend: true, ..s.clone() })
+            .collect();
         val_items.extend(blended);
+        val_sources.extend(blended_sources);
     }
     log(&format!(
         "train: {real_train} real, {fake_train} fake{}; validation: {} real, {} fake",
@@ -241,7 +253,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         },
     )?;
     let val_fake: Vec<bool> = val_items.iter().map(|i| i.fake).collect();
-    meta.threshold = youden_threshold(&trained.val_p_fake, &val_fake);
+    meta.threshold = threshold(&trained.val_p_fake, &val_fake, cfg.threshold_rule);
     let metrics = Metrics::new(&trained.val_p_fake, &val_fake, meta.threshold);
 
     let onnx_bytes = export::onnx::write(&trained.model, cfg.train.input_size, &meta)?;
@@ -259,24 +271,67 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         parity.tflite_max_abs_diff,
         parity.images
     ));
-    report::write(&cfg.out, &trained, &metrics, &parity, &val_fake)?;
+    write_validation_scores(
+        &cfg.out,
+        &val_sources,
+        &val_fake,
+        &trained.val_p_fake,
+        meta.threshold,
+    )?;
+    report::write(&cfg.out, &trained, &metrics, cfg.threshold_rule, &parity, &val_fake)?;
     Ok(RunSummary { metrics, best_epoch: trained.best_epoch, onnx, tflite, parity })
 }
 
 /// Stratified, deterministic split by photo (the faces of one photo stay together): per class,
 /// photos ordered by content hash, shuffled by the seed, the first `fraction` of them (at least
 /// one when the class has two or more photos) to validation.
+/// Where a validation face comes from: its photo, its index among the photo's faces (from 1), and
+/// whether it is a self-blended fake made of that face.
+#[derive(Clone)]
+struct Source {
+    file: PathBuf,
+    face: usize,
+    self_blend: bool,
+}
+
+/// `validation.csv`: every validation face with its label, p(FAKE) and the label at `threshold`,
+/// so that a user can see which photos the model gets wrong, or choose another threshold.
+fn write_validation_scores(
+    out: &Path,
+    sources: &[Source],
+    fake: &[bool],
+    p_fake: &[f32],
+    threshold: f32,
+) -> Result<()> {
+    let name = |f: bool| if f { "FAKE" } else { "REAL" };
+    let mut csv = String::from("file,face,self_blend,label,p_fake,called\n");
+    for ((s, &f), &p) in sources.iter().zip(fake).zip(p_fake) {
+        // A quoted field, so that commas in file names survive; `{p:?}` is the shortest form
+        // that reads back as the same f32.
+        let file = s.file.display().to_string().replace('"', "\"\"");
+        csv += &format!(
+            "\"{file}\",{},{},{},{p:?},{}\n",
+            s.face,
+            s.self_blend,
+            name(f),
+            name(p >= threshold)
+        );
+    }
+    std::fs::write(out.join("validation.csv"), csv)
+        .with_context(|| format!("cannot write {}", out.join("validation.csv").display()))
+}
+
 fn split<'a>(
     cropped: Vec<(&'a Sample, Item)>,
     fraction: f64,
     seed: u64,
-) -> (Vec<Item>, Vec<Item>, Vec<SplitEntry<'a>>) {
+) -> (Vec<Item>, Vec<Item>, Vec<Source>, Vec<SplitEntry<'a>>) {
     let mut photos: std::collections::BTreeMap<&str, (&Sample, Vec<Item>)> = Default::default();
     for (sample, item) in cropped {
         photos.entry(sample.hash.as_str()).or_insert_with(|| (sample, vec![])).1.push(item);
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let (mut train, mut val, mut entries) = (vec![], vec![], vec![]);
+    let (mut train, mut val, mut sources, mut entries) = (vec![], vec![], vec![], vec![]);
     for label in [Label::Real, Label::Fake] {
         let mut class: Vec<&(&Sample, Vec<Item>)> =
             photos.values().filter(|(s, _)| s.label == label).collect();
@@ -296,13 +351,18 @@ fn split<'a>(
                 crops: crops_digest(items),
             });
             if k < n_val {
-                val.extend(items.iter().cloned())
+                val.extend(items.iter().cloned());
+                sources.extend((1..=items.len()).map(|face| Source {
+                    file: sample.path.clone(),
+                    face,
+                    self_blend: false,
+                }));
             } else {
                 train.extend(items.iter().cloned())
             }
         }
     }
-    (train, val, entries)
+    (train, val, sources, entries)
 }
 
 fn crops_digest(items: &[Item]) -> String {

@@ -6,6 +6,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use support::{bare_trainer, fresh_run_folder, photo, root, run_folder_with};
+use trainer::metrics::ThresholdRule;
 
 /// Runs the trainer on `<tmp>/data` (self-blended fakes, 64 px, batch 4, 40 % validation) with
 /// the crop cache in `<tmp>/cache`.
@@ -112,6 +113,30 @@ fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
 
 /// The trainer binary with the models folder set, and nothing else.
 /// history.json without the timings, which no two runs share.
+/// (p(FAKE), is FAKE) of every validation face, from `validation.csv`, whose `called` column must
+/// agree with p(FAKE) against the run's threshold.
+fn validation_scores(run: &Path) -> Vec<(f32, bool)> {
+    let threshold = metrics_of(run)["threshold"].as_f64().expect("threshold") as f32;
+    let csv = std::fs::read_to_string(run.join("validation.csv")).expect("validation.csv");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("file,face,self_blend,label,p_fake,called"));
+    let scores: Vec<(f32, bool)> = lines
+        .map(|line| {
+            let fields: Vec<&str> = line.rsplitn(5, ',').collect();
+            let p: f32 = fields[1].parse().unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(fields[0], if p >= threshold { "FAKE" } else { "REAL" }, "{line}");
+            (p, fields[2] == "FAKE")
+        })
+        .collect();
+    assert!(scores.iter().any(|s| s.1) && scores.iter().any(|s| !s.1), "{csv}");
+    scores
+}
+
+fn metrics_of(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("metrics.json")).expect("metrics.json"))
+        .expect("JSON")
+}
+
 fn history_without_timings(run: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(run.join("history.json")).expect("history.json");
     let mut history: Vec<serde_json::Value> = serde_json::from_str(&text).expect("JSON");
@@ -183,6 +208,35 @@ fn a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run() {
     }
     expected.sort();
     assert_eq!(kept, expected);
+
+    // The threshold rule may change on resume: a run with nothing left to train only chooses the
+    // threshold again from the same validation scores, here so that no REAL face is called FAKE.
+    let youden = metrics_of(&parts);
+    let scores = validation_scores(&parts);
+    let strict = bare_trainer(
+        &["--resume", "--epochs", "2", "--max-false-alarm", "0"],
+        &[("--out", &parts)],
+    );
+    let log = String::from_utf8_lossy(&strict.stderr);
+    assert!(strict.status.success(), "{log}");
+    assert!(!log.contains("epoch 2/2"), "epoch 2 ran again:\n{log}");
+    assert_eq!(validation_scores(&parts), scores);
+    let (p, fake): (Vec<f32>, Vec<bool>) = scores.iter().map(|s| (s.0, s.1)).unzip();
+    for (rule, metrics) in
+        [(ThresholdRule::Youden, &youden), (ThresholdRule::MaxFalseAlarm(0.0), &metrics_of(&parts))]
+    {
+        let threshold = metrics["threshold"].as_f64().expect("threshold") as f32;
+        assert_eq!(threshold, trainer::metrics::threshold(&p, &fake, rule), "{rule:?}");
+        let false_alarms = scores.iter().filter(|s| !s.1 && s.0 >= threshold).count();
+        assert_eq!(metrics["confusion"]["false_fake"], false_alarms, "{metrics}");
+    }
+    assert_eq!(metrics_of(&parts)["confusion"]["false_fake"], 0);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(parts.join("model.json")).expect("model.json"))
+            .expect("JSON");
+    assert_eq!(meta["threshold"], metrics_of(&parts)["threshold"], "{meta}");
+    let report = std::fs::read_to_string(parts.join("report.md")).expect("report.md");
+    assert!(report.contains("at most 0.0 % of the REAL faces FAKE"), "{report}");
 
     // Settings that change what is computed are refused, on one line that names them.
     let conflict =

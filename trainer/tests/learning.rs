@@ -39,6 +39,7 @@ fn pretrained_mobilenet_v2_tells_strong_self_blends_from_real_faces_on_held_out_
         margin: edge::crop::DEFAULT_MARGIN,
         min_score: 0.5,
         val_fraction: 0.3,
+        threshold_rule: Default::default(),
         train: TrainConfig {
             input_size: 96,
             backbone: Backbone::MobilenetV2,

@@ -140,7 +140,7 @@ pub fn starting_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
 }
 
 /// Binary cross-entropy on logits, averaged: softplus(z) − y·z, written to stay finite.
-fn bce_with_logits(z: Tensor<1>, y: Tensor<1>) -> Tensor<1> {
+pub fn bce_with_logits(z: Tensor<1>, y: Tensor<1>) -> Tensor<1> {
     let softplus = z.clone().clamp_min(0.0) + z.clone().abs().neg().exp().add_scalar(1.0).log();
     (softplus - z * y).mean()
 }
@@ -311,7 +311,8 @@ pub fn predict(
     Ok(out)
 }
 
-fn labels(fake: &[bool], device: &Device) -> Tensor<1> {
+/// The targets of binary cross-entropy: 1 for FAKE, 0 for REAL.
+pub fn labels(fake: &[bool], device: &Device) -> Tensor<1> {
     let y: Vec<f32> = fake.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
     Tensor::from_data(TensorData::new(y, [fake.len()]), device)
 }

@@ -205,6 +205,8 @@ impl Checkpoints {
 pub fn changed_settings<T: Serialize>(a: &T, b: &T) -> Result<Vec<(String, Value, Value)>> {
     fn walk(a: &Value, b: &Value, name: &str, out: &mut Vec<(String, Value, Value)>) {
         match (a, b) {
+            // A resumable setting may change as a whole, whatever its shape.
+            _ if RESUMABLE.contains(&name) => {}
             (Value::Object(a), Value::Object(b)) => {
                 for (key, va) in a {
                     walk(va, b.get(key).unwrap_or(&Value::Null), key, out);
@@ -213,9 +215,7 @@ pub fn changed_settings<T: Serialize>(a: &T, b: &T) -> Result<Vec<(String, Value
                     walk(&Value::Null, vb, key, out);
                 }
             }
-            _ if a != b && !RESUMABLE.contains(&name) => {
-                out.push((name.to_string(), a.clone(), b.clone()))
-            }
+            _ if a != b => out.push((name.to_string(), a.clone(), b.clone())),
             _ => {}
         }
     }

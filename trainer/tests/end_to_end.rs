@@ -237,6 +237,17 @@ fn a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run() {
     assert_eq!(meta["threshold"], metrics_of(&parts)["threshold"], "{meta}");
     let report = std::fs::read_to_string(parts.join("report.md")).expect("report.md");
     assert!(report.contains("at most 0.0 % of the REAL faces FAKE"), "{report}");
+    // One budget may be changed for another, as a whole.
+    let looser = bare_trainer(
+        &["--resume", "--epochs", "2", "--max-false-alarm", "0.5"],
+        &[("--out", &parts)],
+    );
+    assert!(looser.status.success(), "{}", String::from_utf8_lossy(&looser.stderr));
+    let threshold = metrics_of(&parts)["threshold"].as_f64().expect("threshold") as f32;
+    assert_eq!(
+        threshold,
+        trainer::metrics::threshold(&p, &fake, ThresholdRule::MaxFalseAlarm(0.5))
+    );
 
     // Settings that change what is computed are refused, on one line that names them.
     let conflict =

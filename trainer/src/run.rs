@@ -206,21 +206,19 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     if cfg.train.sbi {
         // Fixed self-blended fakes of the validation reals, so every epoch is scored on the same set.
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.train.seed ^ 0x5b1);
-        let blended: Vec<Item> = val_items
-            .iter()
-            .filter(|i| !i.fake)
-            .map(|i| Item {
-                image: self_blend(&i.image, i.keypoints.as_ref(), cfg.train.sbi_strength, &mut rng),
-                keypoints: None,
-                fake: true,
-            })
-            .collect();
-        let blended_sources: Vec<Source> = val_items
+        let (blended, blended_sources): (Vec<Item>, Vec<Source>) = val_items
             .iter()
             .zip(&val_sources)
             .filter(|(i, _)| !i.fake)
-            .map(|(_, s)| Source { self_blend: true, ..s.clone() })
-            .collect();
+            .map(|(i, s)| {
+                let image =
+                    self_blend(&i.image, i.keypoints.as_ref(), cfg.train.sbi_strength, &mut rng);
+                (
+                    Item { image, keypoints: None, fake: true },
+                    Source { self_blend: true, ..s.clone() },
+                )
+            })
+            .unzip();
         val_items.extend(blended);
         val_sources.extend(blended_sources);
     }

@@ -18,6 +18,7 @@ pub mod detect;
 #[cfg(feature = "display")]
 pub mod display;
 pub mod events;
+pub mod kernels;
 pub mod live;
 pub mod model;
 #[cfg(feature = "mqtt")]

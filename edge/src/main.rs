@@ -494,6 +494,7 @@ fn bench(
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 print!("{}", report.to_markdown());
+                println!("\n{}", edge::kernels::describe());
             }
         }
         BenchMode::ModelOnly(dump) => {
@@ -513,6 +514,7 @@ fn bench(
                         t.model, t.input_shape, t.runs, t.ms.median, t.ms.p90
                     );
                 }
+                println!("\n{}", edge::kernels::describe());
             }
         }
         BenchMode::Profile(top) => {
@@ -527,6 +529,7 @@ fn bench(
                 for p in profiles {
                     println!("{}", p.to_markdown(top));
                 }
+                println!("{}", edge::kernels::describe());
             }
         }
     }

@@ -406,3 +406,23 @@ fn bench_profile_times_every_node_inside_the_run() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("| op type | nodes | ms | % |"), "{text}");
 }
+
+/// The depthwise kernels of `edge::kernels` reach tract through a link-time registry
+/// (`inventory`): this checks that the binary itself, not only the library's tests, carries them.
+#[test]
+fn the_binary_runs_our_depthwise_kernels_where_the_cpu_has_what_they_need() {
+    let s = Scratch::new("bench-kernels");
+    let out = bench(&s, &["--model-only", "--runs", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("tract depthwise kernels here:"))
+        .unwrap_or_else(|| panic!("no kernel line in: {stdout}"));
+    #[cfg(target_arch = "x86_64")]
+    let ours = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let ours = false;
+    for name in ["deepfake_edge_fma_depthwise_w_f32", "deepfake_edge_fma_depthwise_c_f32"] {
+        assert_eq!(line.contains(name), ours, "{line}");
+    }
+}

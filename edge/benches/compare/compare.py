@@ -141,11 +141,15 @@ def main():
 
     log("profiling tract")
     profiles = edge.profile(runs * 2)
+    log("profiling ONNX Runtime (classifier, 1 thread)")
+    ort_profile = ort_layers(models["classifier.onnx"], tract_out["classifier"]["input"], runs * 2,
+                             work / "ort-profile")
 
     write_results(Path(args.out), {
         "args": args, "repo": repo, "threads": threads, "rounds": rounds, "runs": runs,
         "frames": frames, "parity": parity, "medians": medians, "e2e": e2e,
         "agreement": agreement, "profiles": profiles, "startup": startup, "stages": stages,
+        "ort_profile": ort_profile,
     })
     log(f"wrote {args.out}")
 
@@ -302,6 +306,60 @@ class OrtModel:
             self.session.run(None, {self.input: x})
             out.append((time.perf_counter() - t) * 1e3)
         return out
+
+
+def ort_layers(path, x, runs, prefix):
+    """ONNX Runtime's own per-node profile of the classifier at 1 thread: {node: (kind, median
+    ms)}, kinds as `layer_kind` names them, names without ORT's layout suffix."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(prefix)
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    warm = 10
+    for _ in range(warm + runs):
+        session.run(None, {name: x})
+    trace = Path(session.end_profiling())
+    events = json.loads(trace.read_text())
+    trace.unlink()
+    times, kinds = {}, {}
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        node = e["name"][: -len("_kernel_time")].removesuffix("_nchwc")
+        times.setdefault(node, []).append(e["dur"] / 1e3)
+        kinds[node] = ort_kind(e["args"])
+    return {n: (kinds[n], statistics.median(t[warm:])) for n, t in times.items()}
+
+
+def ort_kind(args):
+    """An ORT node's kind: depthwise, the other convolutions (1×1, full, dense), layout
+    reordering or other."""
+    op = args.get("op_name", "")
+    if op in ("Conv", "FusedConv"):
+        x, w = (next(iter(s.values())) for s in args["input_type_shape"][:2])
+        return "depthwise" if w[1] == 1 and w[0] == x[1] > 1 else "convolution"
+    if op in ("Gemm", "FusedGemm", "MatMul"):
+        return "convolution"
+    if op.startswith("Reorder"):
+        return "layout"
+    return "other"
+
+
+def tract_kind(op):
+    """tract's op types in the same kinds: its convolutions other than depthwise are matrix
+    products (with their operand packing, padding and im2col); activations stand alone where
+    ORT fuses them into the convolution."""
+    if op == "DepthWiseConv":
+        return "depthwise"
+    if op.startswith(("OptMatMul", "LazyIm2col", "Pad")):
+        return "convolution"
+    if op.startswith("OptBinChain"):
+        return "activation"
+    return "other"
 
 
 def max_abs_diff(ref, outputs):
@@ -491,6 +549,8 @@ def write_results(path, v):
         "",
     ]
     lines += [summary(p) for p in v["profiles"]]
+    classifier = next(p for p in v["profiles"] if p["model"] == "classifier")
+    lines += ["", *layer_tables(classifier, v["ort_profile"])]
     for p in v["profiles"]:
         lines += ["", *profile_tables(p, top=10)]
     path.write_text("\n".join(lines) + "\n")
@@ -522,6 +582,44 @@ def summary(profile):
     return (f"- {profile['model']}: {profile['run_ms']:.2f} ms per run; the nodes' medians add up "
             f"to {total:.2f} ms, and {profile['outside_ms']:.2f} ms of a run (median) is spent "
             f"between nodes; in the nodes: {parts}.")
+
+
+def layer_tables(tract, ort_nodes):
+    """The classifier's time by kind of layer, tract against ONNX Runtime's own profile, and the
+    convolutions both name alike (tract keeps the ONNX node's name as the first part of its
+    own, ORT adds a layout suffix)."""
+    kinds = ["depthwise", "convolution", "activation", "layout", "other"]
+    t_ms = {k: 0.0 for k in kinds}
+    for n in tract["nodes"]:
+        t_ms[tract_kind(n["op"])] += n["ms"]
+    o_ms = {k: 0.0 for k in kinds}
+    for kind, ms in ort_nodes.values():
+        o_ms[kind] += ms
+    out = ["The classifier layer by layer against ONNX Runtime's own profiler (1 thread, same "
+           "input; each runtime's per-node medians, so the sums run above the plain timings): ",
+           "", "| layers | tract ms | ORT ms | tract ÷ ORT |", "| --- | ---: | ---: | ---: |"]
+    labels = {"depthwise": "depthwise 3×3", "convolution": "other convolutions (1×1, stem, dense)",
+              "activation": "ReLU6 on its own (ORT fuses it)", "layout": "layout reordering",
+              "other": "other"}
+    for k in kinds:
+        if t_ms[k] or o_ms[k]:
+            ratio = f"{t_ms[k] / o_ms[k]:.2f}" if t_ms[k] and o_ms[k] else "—"
+            out.append(f"| {labels[k]} | {t_ms[k]:.2f} | {o_ms[k]:.2f} | {ratio} |")
+    t_total, o_total = sum(t_ms.values()), sum(o_ms.values())
+    out.append(f"| all | {t_total:.2f} | {o_total:.2f} | {t_total / o_total:.2f} |")
+    pairs = []
+    for n in tract["nodes"]:
+        base = n["name"].split(".")[0]
+        if n["op"] == "OptMatMul" and base in ort_nodes and ort_nodes[base][0] == "convolution":
+            pairs.append((base, n["output"], n["ms"], ort_nodes[base][1]))
+    pairs.sort(key=lambda p: -p[2])
+    out += ["", f"The {min(12, len(pairs))} slowest of the {len(pairs)} convolutions both "
+            "runtimes name alike (tract's matrix product alone, without its operand packing):",
+            "", "| node | tract output | tract ms | ORT ms | tract ÷ ORT |",
+            "| --- | --- | ---: | ---: | ---: |"]
+    for base, shape, t, o in pairs[:12]:
+        out.append(f"| {base} | {shape} | {t:.3f} | {o:.3f} | {t / o:.2f} |")
+    return out
 
 
 def profile_tables(profile, top):

@@ -103,7 +103,7 @@ fn main() -> Result<()> {
 
     let mut forms = vec![Form {
         name: "as loaded".into(),
-        plan: model::plan(model::load(&path)?.model, &[1, 3, s, s])?,
+        plan: model::plan(model::load(&path)?.model, &[1, 3, s, s], model::Layout::Optimise)?,
         input: nchw.clone(),
         faces: 1,
     }];
@@ -126,7 +126,7 @@ fn main() -> Result<()> {
     };
     forms.push(Form {
         name: "NHWC input".into(),
-        plan: model::plan(nhwc_model()?, &[1, s, s, 3])?,
+        plan: model::plan(nhwc_model()?, &[1, s, s, 3], model::Layout::Optimise)?,
         input: nchw.clone().permute_axes(&[0, 2, 3, 1])?,
         faces: 1,
     });
@@ -136,13 +136,13 @@ fn main() -> Result<()> {
         let batch = Tensor::stack_tensors(0, &inputs)?;
         forms.push(Form {
             name: format!("batch {n}"),
-            plan: model::plan(model::load(&path)?.model, &[n, 3, s, s])?,
+            plan: model::plan(model::load(&path)?.model, &[n, 3, s, s], model::Layout::Optimise)?,
             input: batch.clone(),
             faces: n,
         });
         forms.push(Form {
             name: format!("NHWC batch {n}"),
-            plan: model::plan(nhwc_model()?, &[n, s, s, 3])?,
+            plan: model::plan(nhwc_model()?, &[n, s, s, 3], model::Layout::Optimise)?,
             input: batch.permute_axes(&[0, 2, 3, 1])?,
             faces: n,
         });
@@ -153,7 +153,7 @@ fn main() -> Result<()> {
         .transform(&mut f16_model)?;
     forms.push(Form {
         name: "f16".into(),
-        plan: model::plan(f16_model, &[1, 3, s, s])?,
+        plan: model::plan(f16_model, &[1, 3, s, s], model::Layout::Optimise)?,
         input: nchw.cast_to::<f16>()?.into_owned(),
         faces: 1,
     });

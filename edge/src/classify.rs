@@ -98,7 +98,7 @@ impl Classifier {
             Layout::Nchw => [1, 3, size, size],
             Layout::Nhwc => [1, size, size, 3],
         };
-        let plan = model::plan(loaded.model, &shape)?;
+        let plan = model::plan(loaded.model, &shape, model::Layout::Optimise)?;
         // A model with the wrong output fails here, at start-up, from the optimised model's
         // output fact (running a blank face for it would cost a whole inference).
         let output = plan.model().output_fact(0)?;

@@ -132,7 +132,7 @@ impl Detector {
             ),
         };
         let size = spec.input_size;
-        let plan = model::plan(loaded.model, &[1, size, size, 3])?;
+        let plan = model::plan(loaded.model, &[1, size, size, 3], Self::layout(loaded.format))?;
         let anchors = spec.anchors();
         // Identify the outputs by shape, checked once here so that `detect` can rely on them. The
         // optimised model knows every output's shape, so no frame has to be run for it.
@@ -152,6 +152,20 @@ impl Detector {
             );
         };
         Ok(Detector { plan, spec, anchors, boxes_output, scores_output, config })
+    }
+
+    /// How much graph work the detector's plan gets. A TFLite BlazeFace is channel-last
+    /// throughout, the layout tract runs depthwise layers fastest in where it has a channel-inner
+    /// kernel (`crate::kernels`): there tract's layout pass gains nothing (plans without it ran
+    /// 0.98× and 1.01× the time, full and short range, with identical outputs) and costs a third
+    /// of the detector's load, the longest step of start-up. Anywhere else, and for an ONNX
+    /// export (which may carry transposes the pass removes), the detector gets the whole of it.
+    pub fn layout(format: model::Format) -> model::Layout {
+        if format == model::Format::Tflite && crate::kernels::channel_inner() {
+            model::Layout::Keep
+        } else {
+            model::Layout::Optimise
+        }
     }
 
     /// The model's input side in pixels (128 or 192).

@@ -29,6 +29,12 @@ pub fn active() -> [(&'static str, Option<&'static str>); 2] {
     [("depthwise_w", name(Func::DepthwiseW)), ("depthwise_c", name(Func::DepthwiseC))]
 }
 
+/// Whether tract has a channel-inner depthwise kernel here (ours on x86-64 with AVX2 and FMA,
+/// its own on aarch64): then channel-last is the layout it runs depthwise layers fastest in.
+pub fn channel_inner() -> bool {
+    tract_onnx::tract_core::tract_linalg::routines::depthwise_c_f32().is_some()
+}
+
 /// One line for reports: which depthwise kernel tract runs here, for each layout.
 pub fn describe() -> String {
     let [(w, w_name), (c, c_name)] = active();

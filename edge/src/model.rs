@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::Once;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
+use tract_onnx::tract_core::optim::{Optimizer, TypedPass};
 
 pub type Plan = Arc<TypedSimplePlan>;
 
@@ -40,6 +41,7 @@ impl Format {
 pub struct Loaded {
     pub model: TypedModel,
     pub properties: HashMap<String, String>,
+    pub format: Format,
 }
 
 /// Reads and parses a model file; the model is typed but not yet optimised.
@@ -55,7 +57,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
             let model = tract_tflite::tflite()
                 .model_for_read(&mut folded.as_deref().unwrap_or(&bytes))
                 .context("TFLite model does not load in tract")?;
-            Ok(Loaded { model, properties: HashMap::new() })
+            Ok(Loaded { model, properties: HashMap::new(), format })
         }
         Format::Onnx => {
             let model = tract_onnx::onnx()
@@ -71,14 +73,25 @@ pub fn load(path: &Path) -> Result<Loaded> {
                 })
                 .collect();
             let model = model.into_typed().context("ONNX model has unresolved types or shapes")?;
-            Ok(Loaded { model, properties })
+            Ok(Loaded { model, properties, format })
         }
     })
 }
 
+/// How much of tract's graph optimisation `plan` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// All of it, tract's layout pass (`ChangeAxes`) included: it moves axes through the graph,
+    /// for one the layout tract runs its depthwise layers fastest in.
+    Optimise,
+    /// Everything but the layout pass, for a graph already in the layout it would choose. That
+    /// pass is the costly part of the graph work at load (it applies its patches one by one).
+    Keep,
+}
+
 /// Fixes the input shape (binding a symbolic batch or size to `input_shape`), optimises, and
 /// makes the plan that is run for every frame.
-pub fn plan(model: TypedModel, input_shape: &[usize]) -> Result<Plan> {
+pub fn plan(model: TypedModel, input_shape: &[usize], layout: Layout) -> Result<Plan> {
     contain_panics(|| {
         let shape = &model.input_fact(0)?.shape;
         ensure!(
@@ -99,10 +112,27 @@ pub fn plan(model: TypedModel, input_shape: &[usize]) -> Result<Plan> {
                 ),
             }
         }
-        let model = if symbols.is_empty() { model } else { model.set_symbols(&symbols)? };
-        let plan = model.into_optimized().context("cannot optimise")?.into_runnable()?;
-        Ok(plan)
+        let mut model = if symbols.is_empty() { model } else { model.set_symbols(&symbols)? };
+        match layout {
+            Layout::Optimise => model.declutter(),
+            Layout::Keep => declutter_keeping_layout().optimize(&mut model),
+        }
+        .context("cannot declutter")?;
+        model.optimize().context("cannot optimise")?;
+        model.into_runnable()
     })
+}
+
+/// tract's declutter passes without its layout pass.
+fn declutter_keeping_layout() -> Optimizer {
+    let mut optimizer = Optimizer::declutter();
+    optimizer.passes.retain(|pass| !is_layout_pass(pass.as_ref()));
+    optimizer
+}
+
+/// tract's passes have no names but their `Debug` form (the type's name).
+fn is_layout_pass(pass: &dyn TypedPass) -> bool {
+    format!("{pass:?}").starts_with("ChangeAxes")
 }
 
 /// Runs `f`, turning a panic inside it into an error.
@@ -133,5 +163,21 @@ pub fn contain_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 .unwrap_or_else(|| "unknown cause".into());
             Err(anyhow!("the model loader failed on this file: {msg}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Layout::Keep` finds tract's layout pass by its type's name: a tract that renamed it
+    /// would make `Keep` the same as `Optimise`, only slower to load, so that fails here.
+    #[test]
+    fn keeping_the_layout_drops_exactly_tracts_layout_pass() {
+        let all = Optimizer::declutter().passes;
+        let layout: Vec<String> =
+            all.iter().filter(|p| is_layout_pass(p.as_ref())).map(|p| format!("{p:?}")).collect();
+        assert_eq!(layout.len(), 1, "{all:?}");
+        assert_eq!(declutter_keeping_layout().passes.len(), all.len() - 1);
     }
 }

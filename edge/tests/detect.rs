@@ -204,3 +204,37 @@ fn box_distance(face: &Face, r: [f32; 4]) -> f32 {
     let b = face.bbox;
     [b.x0 - r[0], b.y0 - r[1], b.x1 - r[2], b.y1 - r[3]].iter().fold(0.0, |m, d| m.max(d.abs()))
 }
+
+/// Where the detector skips tract's layout pass (`Detector::layout`), its plan must compute what
+/// the fully optimised one does: both plans on astronaut.png, letterboxed as `detect` does.
+#[test]
+fn the_detector_plan_without_the_layout_pass_gives_the_same_outputs() {
+    use edge::model::{self, Layout};
+    use tract_onnx::prelude::*;
+    for file in ["face_detection_short_range.tflite", "face_detection_full_range.tflite"] {
+        let det = detector(file);
+        let size = det.input_size();
+        let input = det.input_tensor(&astronaut()).expect("letterbox");
+        let run = |layout| {
+            let loaded = model::load(&model(file)).expect("loads");
+            let plan = model::plan(loaded.model, &[1, size, size, 3], layout).expect("plans");
+            let outputs = plan.run(tvec!(input.clone().into())).expect("runs");
+            outputs
+                .iter()
+                .map(|t| {
+                    t.try_as_plain_ram().expect("plain").as_slice::<f32>().expect("f32").to_vec()
+                })
+                .collect::<Vec<_>>()
+        };
+        let (all, kept) = (run(Layout::Optimise), run(Layout::Keep));
+        assert_eq!(all.len(), 2, "{file}");
+        for (a, k) in all.iter().zip(&kept) {
+            assert_eq!(a.len(), k.len(), "{file}");
+            let worst = a.iter().zip(k).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-5, "{file}: outputs differ by {worst}");
+        }
+        // The plan edge uses is one of the two, chosen by the format and the machine.
+        let format = model::load(&model(file)).expect("loads").format;
+        assert_eq!(Detector::layout(format) == Layout::Keep, edge::kernels::channel_inner());
+    }
+}

@@ -145,16 +145,20 @@ mod x86_64 {
     ) {
         unsafe {
             match in_stride {
-                1 => w_contiguous(input, output, taps, offsets, bias, len),
-                2 => w_stride2(input, output, taps, offsets, bias, len),
+                1 => w_vector::<1>(input, output, taps, offsets, bias, len),
+                2 => w_vector::<2>(input, output, taps, offsets, bias, len),
                 _ => w_scalar(input, output, taps, offsets, bias, 0, len, in_stride),
             }
         }
     }
 
-    /// Taps outer and 32 points inner: four 8-lane accumulators, one broadcast per tap.
+    /// Taps outer and 32 points inner: four 8-lane accumulators, one broadcast per tap; then 8
+    /// points at a time, then the scalar walk. At stride 2 a vector of 8 points loads 16 inputs
+    /// and keeps the even ones, which reads one element past its last point's: there the blocks
+    /// stop one point early, so that no load passes the run's last input
+    /// (`offsets[t] + 2 * (len - 1)`).
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn w_contiguous(
+    unsafe fn w_vector<const STRIDE: usize>(
         input: *const f32,
         output: *mut f32,
         taps: &[f32],
@@ -163,86 +167,48 @@ mod x86_64 {
         len: usize,
     ) {
         unsafe {
+            let spare = STRIDE - 1;
             let biasv = _mm256_set1_ps(bias);
             let mut i = 0usize;
-            while i + 32 <= len {
-                let (mut a0, mut a1, mut a2, mut a3) = (biasv, biasv, biasv, biasv);
+            while i + 32 + spare <= len {
+                let mut acc = [biasv; 4];
                 for (tap, offset) in taps.iter().zip(offsets) {
                     let k = _mm256_set1_ps(*tap);
-                    let p = input.offset(*offset).add(i);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p), k, a0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8)), k, a1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(16)), k, a2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(24)), k, a3);
+                    let p = input.offset(*offset).add(STRIDE * i);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(points::<STRIDE>(p.add(STRIDE * 8 * j)), k, *a);
+                    }
                 }
-                _mm256_storeu_ps(output.add(i), a0);
-                _mm256_storeu_ps(output.add(i + 8), a1);
-                _mm256_storeu_ps(output.add(i + 16), a2);
-                _mm256_storeu_ps(output.add(i + 24), a3);
+                for (j, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(output.add(i + 8 * j), *a);
+                }
                 i += 32;
             }
-            while i + 8 <= len {
+            while i + 8 + spare <= len {
                 let mut acc = biasv;
                 for (tap, offset) in taps.iter().zip(offsets) {
-                    let x = _mm256_loadu_ps(input.offset(*offset).add(i));
-                    acc = _mm256_fmadd_ps(x, _mm256_set1_ps(*tap), acc);
+                    let p = input.offset(*offset).add(STRIDE * i);
+                    acc = _mm256_fmadd_ps(points::<STRIDE>(p), _mm256_set1_ps(*tap), acc);
                 }
                 _mm256_storeu_ps(output.add(i), acc);
                 i += 8;
             }
-            w_scalar(input, output, taps, offsets, bias, i, len, 1);
+            w_scalar(input, output, taps, offsets, bias, i, len, STRIDE as isize);
         }
     }
 
-    /// The even elements of `p[0..16]`, in order.
+    /// Eight points from `p` at stride 1 or 2: a plain load, or the even elements of `p[0..16]`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn evens(p: *const f32) -> __m256 {
+    unsafe fn points<const STRIDE: usize>(p: *const f32) -> __m256 {
         unsafe {
+            if STRIDE == 1 {
+                return _mm256_loadu_ps(p);
+            }
             // Per 128-bit lane: [p0 p2 p8 p10 | p4 p6 p12 p14]; then the middle quads swap.
             let mixed =
                 _mm256_shuffle_ps::<0b10_00_10_00>(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
             _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(mixed)))
-        }
-    }
-
-    /// Stride 2: eight points read sixteen inputs and keep the even ones. A vector block reads
-    /// one element past its last point's, so blocks stop where that element would be past the
-    /// run's last input (`offsets[t] + 2 * (len - 1)`), and the scalar walk ends the run.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn w_stride2(
-        input: *const f32,
-        output: *mut f32,
-        taps: &[f32],
-        offsets: &[isize],
-        bias: f32,
-        len: usize,
-    ) {
-        unsafe {
-            let biasv = _mm256_set1_ps(bias);
-            let mut i = 0usize;
-            while i + 17 <= len {
-                let (mut a0, mut a1) = (biasv, biasv);
-                for (tap, offset) in taps.iter().zip(offsets) {
-                    let k = _mm256_set1_ps(*tap);
-                    let p = input.offset(*offset).add(2 * i);
-                    a0 = _mm256_fmadd_ps(evens(p), k, a0);
-                    a1 = _mm256_fmadd_ps(evens(p.add(16)), k, a1);
-                }
-                _mm256_storeu_ps(output.add(i), a0);
-                _mm256_storeu_ps(output.add(i + 8), a1);
-                i += 16;
-            }
-            while i + 9 <= len {
-                let mut acc = biasv;
-                for (tap, offset) in taps.iter().zip(offsets) {
-                    let p = input.offset(*offset).add(2 * i);
-                    acc = _mm256_fmadd_ps(evens(p), _mm256_set1_ps(*tap), acc);
-                }
-                _mm256_storeu_ps(output.add(i), acc);
-                i += 8;
-            }
-            w_scalar(input, output, taps, offsets, bias, i, len, 2);
         }
     }
 
@@ -251,40 +217,9 @@ mod x86_64 {
     ///
     /// # Safety
     /// tract's `DepthwiseCF32` contract; the CPU must have AVX2 and FMA (the registry checks).
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn depthwise_c(
-        input: *const f32,
-        output: *mut f32,
-        kernel: *const f32,
-        tap_indices: &[usize],
-        offsets: &[isize],
-        bias: *const f32,
-        channels: usize,
-        k_stride: usize,
-        len: usize,
-        in_stride: isize,
-        out_stride: isize,
-    ) {
-        unsafe {
-            c_avx2(
-                input,
-                output,
-                kernel,
-                tap_indices,
-                offsets,
-                bias,
-                channels,
-                k_stride,
-                len,
-                in_stride,
-                out_stride,
-            )
-        }
-    }
-
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn c_avx2(
+    pub unsafe fn depthwise_c(
         input: *const f32,
         output: *mut f32,
         kernel: *const f32,

@@ -87,7 +87,24 @@ enum BenchMode {
     Profile(usize),
 }
 
+/// glibc hands every freed block above its mmap threshold (128 KiB at first) back to the kernel,
+/// and tract's graph optimisation at load allocates, copies and frees weight tensors over and
+/// over: each new block is fresh pages, faulted in one at a time (perf: 15 % of a one-photo
+/// `edge --file` in page faults). Blocks up to 16 MiB (the most glibc accepts on 32-bit ARM) now
+/// come from the heap, whose top is kept, so freed memory is reused. One photo, start to exit,
+/// 15 interleaved runs: 0.138 s against 0.158 s, peak RSS 64 MiB either way; model runs unchanged.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only sets the allocator's parameters, here before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_freed_memory();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {

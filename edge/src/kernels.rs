@@ -6,7 +6,8 @@
 //! depthwise convolution asks that registry for two inner loops:
 //! - `DepthwiseW`, a run of output points along a contiguous axis (NCHW models: the classifier).
 //!   tract's x86-64 kernel vectorises stride 1 only, with AVX and no FMA; its aarch64 kernel
-//!   vectorises stride 2 only up to four taps. Every stride-2 3×3 layer of MobileNet ran scalar.
+//!   vectorises stride 2 only up to four taps. Every stride-2 3×3 layer of MobileNet ran scalar
+//!   on x86-64 (with a channel-inner kernel present, tract now moves those layers channel-last).
 //! - `DepthwiseC`, channel-inner runs (NHWC models: BlazeFace). tract has none for x86-64, so
 //!   every depthwise layer of the detector ran tract's generic loop there.
 //!
@@ -42,10 +43,10 @@ pub fn describe() -> String {
     format!("tract depthwise kernels here: {w} {}, {c} {}", name(w_name), name(c_name))
 }
 
-/// The same sum as every kernel here (unused on machines with no kernel of ours but in tests), one point at a time: the reference and the tails.
+/// A row kernel's sum one point at a time: the W kernels' tails, and the tests' reference.
 ///
 /// # Safety
-/// As [`tract_linalg::routines::DepthwiseWF32`]: every `input.offset(offsets[t] + i * in_stride)`
+/// As tract's `DepthwiseWF32`: every `input.offset(offsets[t] + i * in_stride)`
 /// for `i` in `from..len` readable, `output.add(i)` writable.
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -68,10 +69,11 @@ unsafe fn w_scalar(
     }
 }
 
-/// Channels `from..channels` of one channel-inner position, one at a time.
+/// Channels `from..channels` of one channel-inner position, one at a time: the C kernel's tail,
+/// and the tests' reference.
 ///
 /// # Safety
-/// As [`tract_linalg::routines::DepthwiseCF32`], for the one position `input`/`output` point at.
+/// As tract's `DepthwiseCF32`, for the one position `input`/`output` point at.
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 unsafe fn c_scalar(

@@ -92,7 +92,8 @@ enum BenchMode {
 /// over: each new block is fresh pages, faulted in one at a time (perf: 15 % of a one-photo
 /// `edge --file` in page faults). Blocks up to 16 MiB (the most glibc accepts on 32-bit ARM) now
 /// come from the heap, whose top is kept, so freed memory is reused. One photo, start to exit,
-/// 15 interleaved runs: 0.138 s against 0.158 s, peak RSS 64 MiB either way; model runs unchanged.
+/// two sets of 15 interleaved runs: 0.181 and 0.168 s against 0.195 and 0.194 s (median), peak RSS
+/// 66 MiB either way; model runs unchanged.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only sets the allocator's parameters, here before any other thread exists.

@@ -82,7 +82,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     /// All of it, tract's layout pass (`ChangeAxes`) included: it moves axes through the graph,
-    /// for one the layout tract runs its depthwise layers fastest in.
+    /// among other things so that depthwise layers run in the layout tract is fastest in.
     Optimise,
     /// Everything but the layout pass, for a graph already in the layout it would choose. That
     /// pass is the costly part of the graph work at load (it applies its patches one by one).

@@ -362,6 +362,16 @@ mod tests {
         name.is_some_and(|n| n.starts_with("deepfake_edge_"))
     }
 
+    /// tract's kernel for `func` when it is ours; `None`, said on stderr, on a machine where
+    /// tract runs something else (there is nothing of ours to test).
+    fn ours_or_none<K>(func: Func, kernel: Option<K>) -> Option<K> {
+        let kernel = kernel.filter(|_| ours(func));
+        if kernel.is_none() {
+            eprintln!("no kernel of ours for {func:?} on this machine: {:?}", active());
+        }
+        kernel
+    }
+
     #[test]
     fn tract_runs_our_kernels_where_the_machine_has_what_they_need() {
         let isa = native();
@@ -388,10 +398,7 @@ mod tests {
 
     #[test]
     fn the_w_kernel_computes_the_plain_sum_at_every_stride_length_and_tap_count() {
-        let Some(kernel) = depthwise_w_f32().filter(|_| ours(Func::DepthwiseW)) else {
-            eprintln!("no kernel of ours for DepthwiseW on this machine: {:?}", active());
-            return;
-        };
+        let Some(kernel) = ours_or_none(Func::DepthwiseW, depthwise_w_f32()) else { return };
         let mut rng = Lcg(7);
         let mut cases = 0;
         for in_stride in [1isize, 2, 3] {
@@ -443,10 +450,7 @@ mod tests {
 
     #[test]
     fn the_c_kernel_computes_the_plain_sum_for_every_channel_count() {
-        let Some(kernel) = depthwise_c_f32().filter(|_| ours(Func::DepthwiseC)) else {
-            eprintln!("no kernel of ours for DepthwiseC on this machine: {:?}", active());
-            return;
-        };
+        let Some(kernel) = ours_or_none(Func::DepthwiseC, depthwise_c_f32()) else { return };
         let mut rng = Lcg(11);
         for channels in (1..=40).chain([48, 63, 64, 65, 96]) {
             // A block of the channels, as tract runs them: `k_stride` is the full count.

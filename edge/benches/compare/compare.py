@@ -284,14 +284,24 @@ def read_f32(path, shape):
 # ---------------------------------------------------------------------------------------------
 # ONNX Runtime and LiteRT.
 
+def ort_options(threads):
+    """ORT on the CPU as the timings run it: `threads` for each operator, one at a time, every
+    graph optimisation."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return opts
+
+
+def ort_session(path, opts):
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class OrtModel:
     def __init__(self, path, threads):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, ort_options(threads))
         self.input = self.session.get_inputs()[0].name
         self.name = f"onnxruntime {ort.__version__}, {path.name}"
 
@@ -311,13 +321,10 @@ class OrtModel:
 def ort_layers(path, x, runs, prefix):
     """ONNX Runtime's own per-node profile of the classifier at 1 thread: {node: (kind, median
     ms)}, kinds as `layer_kind` names them, names without ORT's layout suffix."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts = ort_options(1)
     opts.enable_profiling = True
     opts.profile_file_prefix = str(prefix)
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = ort_session(path, opts)
     name = session.get_inputs()[0].name
     warm = 10
     for _ in range(warm + runs):

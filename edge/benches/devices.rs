@@ -2,11 +2,8 @@
 //! framebuffer display at the board's usual sizes (median and 90th percentile of
 //! `EDGE_BENCH_RUNS` runs, default 200; single thread). Run `models/fetch` first.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
-use edge::camera::convert::{mjpeg_to_rgb, nv12_to_rgb, yuyv_to_rgb};
-use edge::display::{render, Channel, Framebuffer, Geometry};
+use edge::live::source::camera::convert::{mjpeg_to_rgb, nv12_to_rgb, yuyv_to_rgb};
+use edge::sinks::display::{render, Channel, Framebuffer, Geometry};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{resize, FilterType};
 use image::RgbImage;
@@ -49,7 +46,7 @@ fn yuyv_of(image: &RgbImage) -> Vec<u8> {
 
 fn main() -> anyhow::Result<()> {
     let runs = std::env::var("EDGE_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(200);
-    let photo = image::open(support::photo("sample1.jpg"))?.into_rgb8();
+    let photo = image::open(testkit::photo("sample1.jpg"))?.into_rgb8();
     let vga = resize(&photo, 640, 480, FilterType::Triangle);
     let hd = resize(&photo, 1280, 720, FilterType::Triangle);
     let mut jpeg = Vec::new();

@@ -13,11 +13,8 @@
 //! `FORMS_CLASSIFIER` (default models/classifier.onnx), `FORMS_ROUNDS` (7), `FORMS_RUNS` (30),
 //! `FORMS_BATCHES` (2,4,6), `FORMS_NODES` (print the first nodes of each plan). Single-threaded, as tract runs. Run `models/fetch` first.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use anyhow::{Context, Result};
-use edge::model::{self, Plan};
+use edge::infer::model::{self, Plan};
 use edge::{Classifier, Detector, DetectorConfig};
 use prost::Message;
 use std::time::Instant;
@@ -69,8 +66,8 @@ fn nhwc_onnx(bytes: &[u8]) -> Result<Vec<u8>> {
     anyhow::ensure!(dims.len() == 4, "ONNX input is not 4-D");
     let c = dims.remove(1);
     dims.push(c);
-    let mut transpose = support::node("Transpose", &["input_nhwc"], &old, vec![]);
-    transpose.attribute.push(support::ints("perm", &[0, 3, 1, 2]));
+    let mut transpose = testkit::node("Transpose", &["input_nhwc"], &old, vec![]);
+    transpose.attribute.push(testkit::ints("perm", &[0, 3, 1, 2]));
     graph.node.insert(0, transpose);
     Ok(proto.encode_to_vec())
 }
@@ -85,25 +82,26 @@ fn main() -> Result<()> {
         .collect();
     let path = std::env::var_os("FORMS_CLASSIFIER")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| support::model("classifier.onnx"));
+        .unwrap_or_else(|| testkit::model("classifier.onnx"));
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
 
     // The face crop edge feeds the classifier on astronaut.png, NCHW as the model takes it.
     let detector = Detector::load(
-        &support::model("face_detection_full_range.tflite"),
+        &testkit::model("face_detection_full_range.tflite"),
         DetectorConfig::default(),
     )?;
     let classifier = Classifier::load(&path)?;
     let s = classifier.input_size() as usize;
-    let img = edge::decode::open(&support::photo("astronaut.png"))?;
+    let img = edge::input::decode::open(&testkit::photo("astronaut.png"))?;
     let face = detector.detect(&img)?.into_iter().next().context("no face on astronaut.png")?;
-    let crop = edge::crop::face(&img, &face.bbox, edge::crop::DEFAULT_MARGIN, s as u32);
+    let crop =
+        edge::infer::crop::face(&img, &face.bbox, edge::infer::crop::DEFAULT_MARGIN, s as u32);
     let nchw = classifier.input_tensor(&crop)?;
     anyhow::ensure!(nchw.shape() == [1, 3, s, s], "bench expects an NCHW classifier");
 
     let mut forms = vec![Form {
         name: "as loaded".into(),
-        plan: model::plan(model::load(&path)?.model, &[1, 3, s, s], model::Layout::Optimise)?,
+        plan: model::plan(model::load(&path)?.model, &[1, 3, s, s], model::AxisPass::Run)?,
         input: nchw.clone(),
         faces: 1,
     }];
@@ -126,7 +124,7 @@ fn main() -> Result<()> {
     };
     forms.push(Form {
         name: "NHWC input".into(),
-        plan: model::plan(nhwc_model()?, &[1, s, s, 3], model::Layout::Optimise)?,
+        plan: model::plan(nhwc_model()?, &[1, s, s, 3], model::AxisPass::Run)?,
         input: nchw.clone().permute_axes(&[0, 2, 3, 1])?,
         faces: 1,
     });
@@ -136,13 +134,13 @@ fn main() -> Result<()> {
         let batch = Tensor::stack_tensors(0, &inputs)?;
         forms.push(Form {
             name: format!("batch {n}"),
-            plan: model::plan(model::load(&path)?.model, &[n, 3, s, s], model::Layout::Optimise)?,
+            plan: model::plan(model::load(&path)?.model, &[n, 3, s, s], model::AxisPass::Run)?,
             input: batch.clone(),
             faces: n,
         });
         forms.push(Form {
             name: format!("NHWC batch {n}"),
-            plan: model::plan(nhwc_model()?, &[n, s, s, 3], model::Layout::Optimise)?,
+            plan: model::plan(nhwc_model()?, &[n, s, s, 3], model::AxisPass::Run)?,
             input: batch.permute_axes(&[0, 2, 3, 1])?,
             faces: n,
         });
@@ -153,7 +151,7 @@ fn main() -> Result<()> {
         .transform(&mut f16_model)?;
     forms.push(Form {
         name: "f16".into(),
-        plan: model::plan(f16_model, &[1, 3, s, s], model::Layout::Optimise)?,
+        plan: model::plan(f16_model, &[1, 3, s, s], model::AxisPass::Run)?,
         input: nchw.cast_to::<f16>()?.into_owned(),
         faces: 1,
     });

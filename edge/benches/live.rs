@@ -7,11 +7,9 @@
 //! run. `LIVE_BENCH_FRAMES` (default 10000) sets the length of the long run. Run `models/fetch`
 //! first.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
-use edge::live::{run, Live, LiveConfig, Outputs, StageMs};
-use edge::source::FolderSource;
+use edge::live::source::FolderSource;
+use edge::live::stats::StageMs;
+use edge::live::{run, Live, LiveConfig};
 use edge::{Classifier, Detector, DetectorConfig, Pipeline};
 use image::{imageops, Rgb, RgbImage};
 use std::path::Path;
@@ -22,14 +20,14 @@ const DISTINCT: usize = 60;
 
 fn pipeline() -> anyhow::Result<Pipeline> {
     let detector = Detector::load(
-        &support::model("face_detection_full_range.tflite"),
+        &testkit::model("face_detection_full_range.tflite"),
         DetectorConfig::default(),
     )?;
-    let classifier = Classifier::load(&support::model("classifier.onnx"))?;
+    let classifier = Classifier::load(&testkit::model("classifier.onnx"))?;
     Ok(Pipeline {
         detector,
         classifier: Some(classifier),
-        margin: edge::crop::DEFAULT_MARGIN,
+        margin: edge::infer::crop::DEFAULT_MARGIN,
         threshold: None,
     })
 }
@@ -45,7 +43,7 @@ fn rss_mib() -> f64 {
 }
 
 fn write_frames(dir: &Path) -> anyhow::Result<()> {
-    let astronaut = edge::decode::open(&support::photo("astronaut.png"))?;
+    let astronaut = edge::input::decode::open(&testkit::photo("astronaut.png"))?;
     let face = imageops::resize(&astronaut, 300, 300, imageops::FilterType::Triangle);
     for i in 0..DISTINCT {
         let mut frame = RgbImage::from_pixel(640, 480, Rgb([90, 90, 90]));
@@ -64,12 +62,12 @@ fn live(dir: &Path, config: LiveConfig, frames: u64) -> anyhow::Result<(f64, f64
     let mut live = Live::new(pipeline()?, config);
     let mut source = FolderSource::open(dir, true, None)?;
     let stop = AtomicBool::new(false);
-    let mut warm = Outputs { max_frames: Some(100), ..Outputs::default() };
-    run(&mut live, &mut source, &stop, &mut warm)?;
+    live.config.max_frames = Some(100);
+    run(&mut live, &mut source, &stop, &mut [])?;
     let rss_start = rss_mib();
     let t = Instant::now();
-    let mut outputs = Outputs { max_frames: Some(100 + frames), ..Outputs::default() };
-    let report = run(&mut live, &mut source, &stop, &mut outputs)?;
+    live.config.max_frames = Some(100 + frames);
+    let report = run(&mut live, &mut source, &stop, &mut [])?;
     Ok((frames as f64 / t.elapsed().as_secs_f64(), rss_start, rss_mib(), report.ms))
 }
 

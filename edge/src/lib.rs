@@ -3,34 +3,25 @@
 //! The library is the one definition of decoding, detection, cropping, preprocessing and
 //! classification: the `edge` binary runs it on the board and the trainer runs it on the host, so a
 //! face is cut and normalised identically in training and in use.
+//!
+//! - [`input`]: image files in, decoded and resampled;
+//! - [`infer`]: the models through tract, detect → crop → classify;
+//! - [`live`]: the real-time loop over a camera or a folder, handing everything to [`live::Sink`]s;
+//! - [`sinks`]: the outputs (stdout lines, snapshots, framebuffer, MQTT);
+//! - [`service`]: systemd readiness, watchdog and signals.
+//!
+//! The `edge` binary's flags, configuration files and printing live in `src/bin/edge/`.
 
-pub mod anchors;
-pub mod annotate;
-pub mod bench;
-#[cfg(feature = "camera")]
-pub mod camera;
-pub mod classify;
-pub mod cli;
-pub mod config;
-pub mod crop;
-pub mod decode;
-pub mod detect;
-#[cfg(feature = "display")]
-pub mod display;
-pub mod events;
-pub mod kernels;
+pub mod error;
+pub mod geometry;
+pub mod infer;
+pub mod input;
 pub mod live;
-pub mod model;
-#[cfg(feature = "mqtt")]
-pub mod mqtt;
-pub mod nms;
-pub mod pipeline;
-pub mod resize;
+#[cfg(feature = "service")]
 pub mod service;
-pub mod source;
-pub mod tflite_fp16;
-pub mod track;
+pub mod sinks;
 
-pub use classify::{Classifier, Label};
-pub use detect::{BBox, Detector, DetectorConfig, Face};
-pub use pipeline::{FaceReport, ImageReport, Pipeline, Timings};
+pub use geometry::BBox;
+pub use infer::classify::{Classifier, Label};
+pub use infer::detect::{Detector, DetectorConfig, Face};
+pub use infer::pipeline::{FaceReport, ImageReport, Pipeline, Timings};

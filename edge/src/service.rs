@@ -6,6 +6,8 @@
 //! binary needs no libsystemd and cross-compiles with nothing but libc. Outside systemd (no
 //! `NOTIFY_SOCKET`) there is no notifier and the loop runs the same.
 
+use crate::live::source::Frame;
+use crate::live::{FrameResult, Sink, StatsReport};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsStr;
 use std::os::linux::net::SocketAddrExt;
@@ -128,6 +130,30 @@ impl Notifier {
             bail!("cannot notify systemd at {}: {sent} of {} bytes sent", self.name, state.len());
         }
         Ok(())
+    }
+}
+
+/// The live loop's heartbeat: the watchdog fed with every frame and while the source is idle,
+/// STATUS set to each interval's statistics, STOPPING at the end.
+impl Sink for Notifier {
+    fn name(&self) -> &str {
+        "systemd"
+    }
+
+    fn frame(&mut self, _: &Frame, _: &FrameResult) -> Result<()> {
+        self.watchdog().map(drop)
+    }
+
+    fn idle(&mut self) -> Result<()> {
+        self.watchdog().map(drop)
+    }
+
+    fn stats(&mut self, report: &StatsReport) -> Result<()> {
+        self.status(&report.to_string())
+    }
+
+    fn finish(&mut self, _: &StatsReport) -> Result<()> {
+        self.stopping()
     }
 }
 

@@ -1,18 +1,16 @@
 //! The `edge` binary as the board runs it: the real-time loop over a folder of frames, settings
 //! from a board profile, systemd's notify protocol and a clean stop on SIGTERM.
 
-mod support;
-
 use serde_json::Value;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{photo, root, Scratch};
+use testkit::{photo, root, Scratch};
 
 /// `n` copies of a test photo as frames.
 fn frames(dir: &Path, name: &str, n: usize) {
-    let img = edge::decode::open(&photo(name)).expect("photo");
+    let img = edge::input::decode::open(&photo(name)).expect("photo");
     for i in 0..n {
         img.save(dir.join(format!("frame{i:03}.png"))).expect("write frame");
     }
@@ -257,9 +255,9 @@ fn two_threads_give_the_same_events_as_one() {
 #[cfg(feature = "mqtt")]
 mod mqtt {
     use super::{edge, frames, json_lines};
-    use crate::support::mqtt::{free_port, Broker, Subscriber};
-    use crate::support::Scratch;
     use serde_json::Value;
+    use testkit::mqtt::{free_port, Broker, Subscriber};
+    use testkit::Scratch;
 
     fn keys(v: &Value) -> Vec<&str> {
         let mut keys: Vec<&str> =

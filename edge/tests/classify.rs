@@ -2,11 +2,11 @@
 //! TFLite written by tract from the ONNX, its metadata in a sidecar) gives the same p(FAKE) on
 //! real face crops, and both agree with a plain Rust computation of the network.
 
-mod support;
-
-use edge::classify::{sidecar_path, Classifier};
-use edge::{crop, decode, Detector, DetectorConfig};
-use support::{model, photo, Scratch, TestNet};
+use edge::infer::classify::{sidecar_path, Classifier};
+use edge::infer::crop;
+use edge::input::decode;
+use edge::{Detector, DetectorConfig};
+use testkit::{model, photo, Scratch, TestNet};
 use tract_onnx::prelude::*;
 
 #[test]
@@ -75,7 +75,7 @@ fn a_symbolic_batch_dimension_is_bound_to_one() {
 fn mobilenet_v3_small_as_written_for_the_benchmarks_loads_and_runs() {
     let dir = Scratch::new("mobilenet");
     let path = dir.join("mobilenet_v3_small.onnx");
-    std::fs::write(&path, support::mobilenet::onnx(224)).expect("write");
+    std::fs::write(&path, testkit::mobilenet::onnx(224)).expect("write");
     let classifier = Classifier::load(&path).expect("MobileNetV3-Small loads");
     assert_eq!(classifier.input_size(), 224);
     let img = decode::open(&photo("astronaut.png")).expect("decodes");
@@ -93,7 +93,7 @@ fn a_model_with_the_wrong_output_fails_at_load_naming_it() {
         "blazeface.tflite",
         std::fs::read(model("face_detection_short_range.tflite")).expect("detector file"),
     );
-    std::fs::write(sidecar_path(&path), support::meta_json()).expect("write sidecar");
+    std::fs::write(sidecar_path(&path), testkit::meta_json()).expect("write sidecar");
     let err = Classifier::load(&path).err().expect("a detector is not a classifier");
     let text = format!("{err:#}");
     assert!(text.contains("blazeface.tflite"), "{text}");

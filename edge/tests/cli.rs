@@ -1,24 +1,23 @@
 //! The real `edge` binary on real photos, with a real (small) classifier written by the test.
 
-mod support;
-
-use edge::{crop, decode};
+use edge::infer::crop;
+use edge::input::decode;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::{photo, root, TestNet};
+use testkit::{photo, root, TestNet};
 
 const CLASSIFIER_SIZE: u32 = 64;
 
 /// A fresh folder for one test (removed when dropped), holding the test classifier.
 struct Scratch {
-    dir: support::Scratch,
+    dir: testkit::Scratch,
     classifier: PathBuf,
 }
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = support::Scratch::new(name);
+        let dir = testkit::Scratch::new(name);
         let classifier = TestNet::new(CLASSIFIER_SIZE).write_onnx(&dir);
         Scratch { dir, classifier }
     }

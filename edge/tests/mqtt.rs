@@ -2,16 +2,14 @@
 //! by a real subscriber (`mosquitto_sub`). Needs `mosquitto` and `mosquitto-clients` (`.ci/deps`).
 #![cfg(feature = "mqtt")]
 
-mod support;
-
-use edge::events::{Event, EventKind};
-use edge::mqtt::{MqttConfig, MqttPublisher, MqttStatus};
+use edge::live::{Event, EventKind};
+use edge::sinks::mqtt::{MqttConfig, MqttPublisher, MqttStatus};
 use edge::Label;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::mqtt::{free_port, wait_for, Broker, Subscriber};
-use support::Scratch;
+use testkit::mqtt::{free_port, wait_for, Broker, Subscriber};
+use testkit::Scratch;
 
 fn event(kind: EventKind, track: u64, frame: u64) -> Event {
     Event {
@@ -121,7 +119,7 @@ fn last_will_announces_a_killed_board() {
     let mut sub = Subscriber::start(broker.port, "fleet/doomed/#", &[]);
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args(["--ignored", "--exact", "helper_publisher_until_killed"])
+        .args(["--ignored", "--exact", "mqtt::helper_publisher_until_killed"])
         .env("EDGE_MQTT_TEST_PORT", broker.port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -176,10 +174,12 @@ fn reconnects_after_the_broker_restarts() {
     let error = status.last_error.expect("the lost connection is recorded");
     assert!(error.contains(&format!("127.0.0.1:{}", broker.port)), "{error}");
 
+    // No event lost and the order kept; event 0 may come again (QoS 1: at least once, and the
+    // broker may not have had the watcher's acknowledgement before it went away).
     let mut sub = Subscriber::start(broker.port, "restart/#", &watcher);
-    for e in &events[1..] {
-        assert_eq!(sub.next_on("restart/board-2/events").json(), json_line(e));
-    }
+    let expected: Vec<Value> = events[1..].iter().map(json_line).collect();
+    let repeats = sub.in_order("restart/board-2/events", &[json_line(&events[0])], &expected);
+    assert!(repeats <= events.len(), "{repeats} redeliveries of {} events", events.len());
 }
 
 /// A board that boots before its broker: start succeeds, events queue (the oldest dropped beyond
@@ -215,10 +215,11 @@ fn unreachable_broker_at_start_queues_and_drops_the_oldest() {
     let status =
         wait_for("delivery after the broker came up", || publisher.status(), |s| s.published == 3);
     assert_eq!((status.dropped, status.queued, status.connects), (2, 0, 1), "{status:?}");
+    // The three newest, none lost, in order (a redelivery would be legal and is counted).
     let mut sub = Subscriber::start(broker.port, "boot/#", &watcher);
-    for e in &events[2..] {
-        assert_eq!(sub.next_on("boot/board-3/events").json(), json_line(e));
-    }
+    let expected: Vec<Value> = events[2..].iter().map(json_line).collect();
+    let repeats = sub.in_order("boot/board-3/events", &[], &expected);
+    assert!(repeats <= expected.len(), "{repeats} redeliveries of {} events", expected.len());
 }
 
 #[test]

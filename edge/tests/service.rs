@@ -9,32 +9,15 @@ use edge::service::{self, Notifier};
 use std::io::ErrorKind;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use testkit::Scratch;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
-}
-
-/// A folder in the temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let path = std::env::temp_dir().join(unique("edge-service-test"));
-        std::fs::create_dir(&path).expect("create a temporary folder");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// systemd's end: a bound datagram socket that reads what the service sends.
@@ -43,8 +26,8 @@ struct Systemd {
 }
 
 impl Systemd {
-    fn at_path(dir: &TempDir) -> (Systemd, String) {
-        let path = dir.0.join("notify");
+    fn at_path(dir: &Scratch) -> (Systemd, String) {
+        let path = dir.join("notify");
         let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
         (Systemd::new(socket), path.to_str().expect("UTF-8 temp path").to_string())
     }
@@ -94,7 +77,7 @@ fn the_full_sequence(systemd: &Systemd, notifier: &Notifier) {
 
 #[test]
 fn notifications_reach_a_socket_at_a_path() {
-    let dir = TempDir::new();
+    let dir = Scratch::new("service");
     let (systemd, path) = Systemd::at_path(&dir);
     let notifier = Notifier::new(&path, Some(Duration::from_secs(10))).expect("notifier");
     assert_eq!(notifier.watchdog_timeout(), Some(Duration::from_secs(10)));
@@ -111,7 +94,7 @@ fn notifications_reach_an_abstract_socket() {
 
 #[test]
 fn watchdog_pings_at_most_once_per_half_timeout() {
-    let dir = TempDir::new();
+    let dir = Scratch::new("service");
     let (systemd, path) = Systemd::at_path(&dir);
     // A long timeout: the second call is certainly within the interval.
     let notifier = Notifier::new(&path, Some(Duration::from_secs(600))).expect("notifier");
@@ -132,7 +115,7 @@ fn watchdog_pings_at_most_once_per_half_timeout() {
 
 #[test]
 fn without_a_watchdog_nothing_is_pinged() {
-    let dir = TempDir::new();
+    let dir = Scratch::new("service");
     let (systemd, path) = Systemd::at_path(&dir);
     let notifier = Notifier::new(&path, None).expect("notifier");
     assert_eq!(notifier.watchdog_interval(), None);
@@ -167,8 +150,8 @@ fn bad_sockets_are_one_line_errors() {
     let err = format!("{:#}", Notifier::new(&long, None).expect_err("too long"));
     assert!(err.contains("NOTIFY_SOCKET") && !err.contains('\n'), "{err}");
     // A socket nobody listens on: the send fails and says where it went.
-    let dir = TempDir::new();
-    let missing = dir.0.join("gone");
+    let dir = Scratch::new("service");
+    let missing = dir.join("gone");
     let notifier = Notifier::new(&missing, None).expect("notifier");
     let err = format!("{:#}", notifier.ready().expect_err("nobody listens"));
     assert!(err.contains("gone") && err.contains("READY=1"), "{err}");
@@ -218,10 +201,10 @@ fn child_notifies_from_env() {
 #[test]
 fn from_env_reads_what_systemd_sets() {
     // This process is not under systemd (the variables are removed for the children only).
-    let dir = TempDir::new();
+    let dir = Scratch::new("service");
     let (systemd, path) = Systemd::at_path(&dir);
     let out = run_child(
-        "child_notifies_from_env",
+        "service::child_notifies_from_env",
         &[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "5000000"), ("WATCHDOG_PID", "$$")],
     );
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stdout));
@@ -232,7 +215,7 @@ fn from_env_reads_what_systemd_sets() {
     // The watchdog belongs to pid 1, not to the child: READY only.
     let (systemd, name) = Systemd::abstract_name();
     let out = run_child(
-        "child_notifies_from_env",
+        "service::child_notifies_from_env",
         &[("NOTIFY_SOCKET", &name), ("WATCHDOG_USEC", "5000000"), ("WATCHDOG_PID", "1")],
     );
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stdout));
@@ -240,7 +223,7 @@ fn from_env_reads_what_systemd_sets() {
     systemd.assert_empty();
 
     // Not under systemd: no notifier.
-    let out = run_child("child_notifies_from_env", &[]);
+    let out = run_child("service::child_notifies_from_env", &[]);
     assert!(!out.status.success(), "from_env must give None without NOTIFY_SOCKET");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("NOTIFY_SOCKET is set"), "{stderr}");
@@ -272,7 +255,7 @@ fn child_gets_two_sigints() {
 
 #[test]
 fn a_second_sigint_exits_at_once() {
-    let out = run_child("child_gets_two_sigints", &[]);
+    let out = run_child("service::child_gets_two_sigints", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("FIRST SIGINT HANDLED"), "{stdout}");
     assert!(!stdout.contains("STILL RUNNING"), "{stdout}");

@@ -6,7 +6,7 @@
 
 use burn::optim::AdamConfig;
 use burn::prelude::*;
-use edge::classify::{Label, ModelMeta, OutputKind};
+use edge::infer::classify::{Label, ModelMeta, OutputKind};
 use image::RgbImage;
 use std::time::Instant;
 use trainer::model::{Backbone, Net};

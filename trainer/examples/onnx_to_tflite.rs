@@ -4,7 +4,7 @@
 //! runtime comparison (edge/benches/compare) uses it to give LiteRT the same weights.
 
 use anyhow::{Context, Result};
-use edge::classify::{sidecar_path, Classifier};
+use edge::infer::classify::{sidecar_path, Classifier};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -88,7 +88,7 @@ pub fn scan(roots: &[PathBuf]) -> Result<Dataset> {
             );
         }
         for (folder, label) in folders {
-            for (path, listed) in edge::cli::expand_inputs(&[folder]) {
+            for (path, listed) in edge::input::files::expand_inputs(&[folder]) {
                 let bytes = listed.and_then(|()| Ok(std::fs::read(&path)?));
                 match bytes {
                     Err(e) => data.unreadable.push((path, format!("{e:#}"))),

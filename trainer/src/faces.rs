@@ -4,7 +4,9 @@
 
 use crate::dataset::{hex, Sample};
 use anyhow::{Context, Result};
-use edge::{crop, decode, Detector};
+use edge::infer::crop;
+use edge::input::decode;
+use edge::Detector;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,13 +44,13 @@ impl CropSettings {
 #[derive(Clone, Debug)]
 pub struct FaceCrop {
     pub image: RgbImage,
-    pub keypoints: Option<[[f32; 2]; edge::detect::KEYPOINTS]>,
+    pub keypoints: Option<[[f32; 2]; edge::infer::detect::KEYPOINTS]>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct CachedMeta {
     /// Keypoints of each face crop `<stem>-<k>.png`, k from 0.
-    faces: Vec<Option<[[f32; 2]; edge::detect::KEYPOINTS]>>,
+    faces: Vec<Option<[[f32; 2]; edge::infer::detect::KEYPOINTS]>>,
 }
 
 /// Crops faces through a cache folder.

@@ -86,7 +86,7 @@ struct Cli {
     /// Cache of face crops [default: $XDG_CACHE_HOME/deepfake-edge/crops].
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
-    #[arg(long, default_value_t = edge::crop::DEFAULT_MARGIN)]
+    #[arg(long, default_value_t = edge::infer::crop::DEFAULT_MARGIN)]
     margin: f32,
     #[arg(long, default_value_t = edge::DetectorConfig::default().min_score)]
     min_score: f32,
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
     match train(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trainer: {}", edge::cli::one_line(&e));
+            eprintln!("trainer: {}", edge::error::one_line(&e));
             ExitCode::from(2)
         }
     }
@@ -176,7 +176,9 @@ fn resumed_config(cli: RunConfig, matches: &ArgMatches) -> Result<RunConfig> {
 fn train(cli: Cli, matches: &ArgMatches) -> Result<()> {
     let resuming = cli.resume;
     let cfg = RunConfig {
-        detector: cli.detector.unwrap_or_else(|| cli.models.join(edge::cli::FULL_RANGE_FILE)),
+        detector: cli
+            .detector
+            .unwrap_or_else(|| cli.models.join(edge::infer::model_files::FULL_RANGE_FILE)),
         cache: cli.cache.unwrap_or_else(default_cache),
         data: cli.data,
         out: cli.out,

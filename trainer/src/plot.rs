@@ -1,7 +1,7 @@
 //! Small PNG charts (line plots and a confusion matrix), drawn with embedded-graphics into an
-//! image through `edge::annotate::Canvas`.
+//! image through `edge::sinks::annotate::Canvas`.
 
-use edge::annotate::Canvas;
+use edge::sinks::annotate::Canvas;
 use embedded_graphics::mono_font::{ascii::FONT_10X20, ascii::FONT_6X10, MonoTextStyle};
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;

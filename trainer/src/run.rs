@@ -10,7 +10,7 @@ use crate::report;
 use crate::sbi::self_blend;
 use crate::train::{self, Item, TrainConfig};
 use anyhow::{bail, ensure, Context, Result};
-use edge::classify::{sidecar_path, Classifier, Label, ModelMeta, OutputKind};
+use edge::infer::classify::{sidecar_path, Classifier, Label, ModelMeta, OutputKind};
 use edge::{Detector, DetectorConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

@@ -8,11 +8,11 @@ use image::imageops;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use rand::Rng;
 
-type Keypoints = [[f32; 2]; edge::detect::KEYPOINTS];
+type Keypoints = [[f32; 2]; edge::infer::detect::KEYPOINTS];
 
 /// Makes one self-blended fake from a face crop. `keypoints` (in crop pixels: right eye, left eye,
 /// nose, mouth, right ear, left ear) place the mask; without them the face is taken to be centred,
-/// as `edge::crop` leaves it. `strength` scales the colour and brightness change of the blended
+/// as `edge::infer::crop` leaves it. `strength` scales the colour and brightness change of the blended
 /// copy and the blend ratio: 1 is the paper's subtle range; larger values make fakes that are
 /// easier to see.
 pub fn self_blend(

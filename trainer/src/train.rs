@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, ensure, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use edge::classify::{normalise, ModelMeta};
+use edge::infer::classify::{normalise, ModelMeta};
 use image::RgbImage;
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::time::Instant;
 
-type Keypoints = [[f32; 2]; edge::detect::KEYPOINTS];
+type Keypoints = [[f32; 2]; edge::infer::detect::KEYPOINTS];
 
 /// A face crop with its label.
 #[derive(Clone, Debug)]

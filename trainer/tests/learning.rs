@@ -36,7 +36,7 @@ fn pretrained_mobilenet_v2_tells_strong_self_blends_from_real_faces_on_held_out_
         detector: root().join("models/face_detection_full_range.tflite"),
         cache: tmp.join("cache"),
         no_face: NoFace::Skip,
-        margin: edge::crop::DEFAULT_MARGIN,
+        margin: edge::infer::crop::DEFAULT_MARGIN,
         min_score: 0.5,
         val_fraction: 0.3,
         threshold_rule: Default::default(),

@@ -3,7 +3,7 @@
 //! torchvision's model does.
 
 use burn::prelude::*;
-use edge::classify::{normalise, Label, ModelMeta, OutputKind};
+use edge::infer::classify::{normalise, Label, ModelMeta, OutputKind};
 use std::path::{Path, PathBuf};
 use trainer::mobilenet_v2::{load_torchvision, MobileNetV2};
 
@@ -19,7 +19,7 @@ fn fetched(path: &str) -> PathBuf {
 
 /// The five most likely ImageNet classes of a photo (centre square at 224, ImageNet normalisation).
 fn top5(model: &MobileNetV2, photo: &str, device: &Device) -> Vec<usize> {
-    let img = edge::decode::open(&fetched(photo)).expect("decodes");
+    let img = edge::input::decode::open(&fetched(photo)).expect("decodes");
     let crop = trainer::faces::centre_crop(&img, 224);
     let meta = ModelMeta {
         labels: [Label::Real, Label::Fake],

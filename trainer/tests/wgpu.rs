@@ -7,7 +7,7 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
-use edge::classify::{Label, ModelMeta, OutputKind};
+use edge::infer::classify::{Label, ModelMeta, OutputKind};
 use image::RgbImage;
 mod support;
 

@@ -62,7 +62,7 @@ def rust_round(v):
 
 
 def anchors(size, strides, interpolated):
-    """edge::anchors::AnchorSpec::anchors."""
+    """edge::infer::detect::anchors::AnchorSpec::anchors."""
     per_layer = 1 + (interpolated > 0)
     out, layer = [], 0
     while layer < len(strides):
@@ -143,7 +143,7 @@ class Reference:
         return [a, b][fake] / (a + b) if kind == "probability" else sigmoid([a - b, b - a][fake])
 
     def crop(self, img, box):
-        """edge::crop::face: a square around the box grown by the margin, black outside the
+        """edge::infer::crop::face: a square around the box grown by the margin, black outside the
         image, resized to the classifier's input."""
         x0, y0, x1, y1 = box
         side = max(rust_round(max(x1 - x0, y1 - y0) * (1 + self.margin)), 1.0)
@@ -180,7 +180,7 @@ def iou(a, b):
 
 
 def weighted_nms(faces, threshold):
-    """edge::nms::weighted_nms (boxes only)."""
+    """edge::infer::detect::nms::weighted_nms (boxes only)."""
     faces = sorted(faces, key=lambda f: -f[1])
     kept = []
     while faces:

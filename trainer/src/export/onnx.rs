@@ -1,14 +1,14 @@
 //! The trained model as ONNX, written directly with tract-onnx's protobuf types: batch norm folded
 //! into the convolutions, the same operators as the burn graph (Conv, Relu, HardSwish,
 //! HardSigmoid, Mul, Add, GlobalAveragePool, Gemm, Sigmoid), a symbolic batch dimension `N`, and
-//! the model metadata in `metadata_props` under `edge::classify::META_KEY`.
+//! the model metadata in `metadata_props` under `edge::infer::classify::META_KEY`.
 
 use crate::mobilenet_v2::MobileNetV2;
 use crate::model::{ConvBn, MobileNetV3, Net};
 use anyhow::{anyhow, Result};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use edge::classify::{ModelMeta, META_KEY};
+use edge::infer::classify::{ModelMeta, META_KEY};
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::attribute_proto::AttributeType;

@@ -1,0 +1,52 @@
+//! `edge`: find the faces in images, or in the frames of a camera or a folder, and classify each
+//! as REAL or FAKE. This file only wires: parse, dispatch to a module per mode, exit code.
+
+mod bench;
+mod cli;
+mod config_file;
+mod files;
+mod live;
+
+use cli::Command;
+use edge::error::one_line;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_freed_memory();
+    let cli = match cli::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("edge: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    // Start-up failures are errors (exit 2); `edge --file` makes single inputs that fail exit 1.
+    let result = match &cli.command {
+        Some(Command::Bench(options)) => bench::run(options),
+        None if cli.list_cameras => live::list_cameras(),
+        None if cli.live.dir.is_some() || cli.live.camera.is_some() => live::run(&cli),
+        None => files::run(&cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edge: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// glibc hands every freed block above its mmap threshold (128 KiB at first) back to the kernel,
+/// and tract's graph optimisation at load allocates, copies and frees weight tensors over and
+/// over, so each new block is fresh pages faulted in one at a time. Blocks up to 16 MiB (the most
+/// glibc accepts on 32-bit ARM) come from the heap instead, whose top is kept, so freed memory is
+/// reused; start-up is faster and peak memory unchanged (docs/performance.md, start-up and memory).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only sets the allocator's parameters, here before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}

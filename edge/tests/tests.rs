@@ -1,0 +1,10 @@
+//! The integration tests of `edge`, one binary (one link of tract) with a module per area. The
+//! helpers they share are the `testkit` crate.
+
+mod board;
+mod classify;
+mod cli;
+mod detect;
+mod live;
+mod mqtt;
+mod service;

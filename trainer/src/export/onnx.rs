@@ -8,11 +8,9 @@ use crate::model::{ConvBn, MobileNetV3, Net};
 use anyhow::{anyhow, Result};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use edge::infer::classify::{ModelMeta, META_KEY};
-use prost::Message;
+use edge::infer::classify::ModelMeta;
+use edge::infer::onnx::{float, int, ints, node, tensor, value_info, Dim};
 use tract_onnx::pb;
-use tract_onnx::pb::attribute_proto::AttributeType;
-use tract_onnx::pb::tensor_shape_proto::{dimension::Value as Dim, Dimension};
 
 fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
@@ -22,33 +20,6 @@ struct Graph {
     nodes: Vec<pb::NodeProto>,
     inits: Vec<pb::TensorProto>,
     count: usize,
-}
-
-fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i: v,
-        ..Default::default()
-    }
-}
-
-fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Float as i32,
-        f: v,
-        ..Default::default()
-    }
 }
 
 impl Graph {
@@ -63,26 +34,14 @@ impl Graph {
 
     fn init(&mut self, dims: &[usize], data: Vec<f32>) -> String {
         let name = self.name("w");
-        self.inits.push(pb::TensorProto {
-            name: name.clone(),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: pb::tensor_proto::DataType::Float as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
+        let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        self.inits.push(tensor(&name, &dims, &data));
         name
     }
 
     fn op(&mut self, op: &str, inputs: &[&str], attribute: Vec<pb::AttributeProto>) -> String {
         let out = self.name(&op.to_lowercase());
-        self.nodes.push(pb::NodeProto {
-            op_type: op.into(),
-            name: out.clone(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.clone()],
-            attribute,
-            ..Default::default()
-        });
+        self.nodes.push(node(op, inputs, &out, attribute));
         out
     }
 
@@ -98,10 +57,10 @@ impl Graph {
             "Conv",
             &[x, &w, &b],
             vec![
-                attr_ints("kernel_shape", &[kh, kw]),
-                attr_ints("strides", &[sh, sw]),
-                attr_ints("pads", &[ph, pw, ph, pw]),
-                attr_int("group", conv.groups as i64),
+                ints("kernel_shape", &[kh, kw]),
+                ints("strides", &[sh, sw]),
+                ints("pads", &[ph, pw, ph, pw]),
+                int("group", conv.groups as i64),
             ],
         )
     }
@@ -154,26 +113,6 @@ impl Graph {
     }
 }
 
-fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
-    let shape = pb::TensorShapeProto {
-        dim: dims
-            .iter()
-            .map(|d| Dimension { value: Some(d.clone()), ..Default::default() })
-            .collect(),
-    };
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: pb::tensor_proto::DataType::Float as i32,
-                shape: Some(shape),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// The serialised ONNX model: input `image` N×3×S×S, output `p_fake` N×1 (a probability).
 pub fn write(model: &Net, input_size: u32, meta: &ModelMeta) -> Result<Vec<u8>> {
     let mut g = Graph { nodes: vec![], inits: vec![], count: 0 };
@@ -216,11 +155,7 @@ fn v3(g: &mut Graph, model: &MobileNetV3) -> Result<String> {
             let s = g.conv_with_bias(&s, &se.reduce)?;
             let s = g.op("Relu", &[&s], vec![]);
             let s = g.conv_with_bias(&s, &se.expand)?;
-            let s = g.op(
-                "HardSigmoid",
-                &[&s],
-                vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)],
-            );
+            let s = g.op("HardSigmoid", &[&s], vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)]);
             x = g.op("Mul", &[&x, &s], vec![]);
         }
         x = g.conv_bn(&x, &block.project)?;
@@ -237,13 +172,7 @@ fn v3(g: &mut Graph, model: &MobileNetV3) -> Result<String> {
 }
 
 fn finish(mut g: Graph, logit: String, input_size: u32, meta: &ModelMeta) -> Result<Vec<u8>> {
-    g.nodes.push(pb::NodeProto {
-        op_type: "Sigmoid".into(),
-        name: "p_fake".into(),
-        input: vec![logit],
-        output: vec!["p_fake".into()],
-        ..Default::default()
-    });
+    g.nodes.push(node("Sigmoid", &[&logit], "p_fake", vec![]));
     let s = input_size as i64;
     let batch = Dim::DimParam("N".into());
     let graph = pb::GraphProto {
@@ -257,17 +186,5 @@ fn finish(mut g: Graph, logit: String, input_size: u32, meta: &ModelMeta) -> Res
         output: vec![value_info("p_fake", &[batch, Dim::DimValue(1)])],
         ..Default::default()
     };
-    let proto = pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 14 }],
-        producer_name: "deepfake-edge trainer".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(graph),
-        metadata_props: vec![pb::StringStringEntryProto {
-            key: META_KEY.into(),
-            value: serde_json::to_string(meta)?,
-        }],
-        ..Default::default()
-    };
-    Ok(proto.encode_to_vec())
+    Ok(edge::infer::onnx::model(graph, 14, "deepfake-edge trainer", &serde_json::to_string(meta)?))
 }

@@ -9,9 +9,9 @@ use burn::prelude::*;
 use edge::infer::classify::{Label, ModelMeta, OutputKind};
 use image::RgbImage;
 use std::time::Instant;
-use trainer::model::{Backbone, Net};
+use trainer::nets::{Backbone, Net};
 use trainer::run::{MEAN, STD};
-use trainer::train::step;
+use trainer::train::fit::step;
 
 fn images(n: usize, size: u32, seed: u32) -> Vec<RgbImage> {
     (0..n as u32)

@@ -1,16 +1,18 @@
 //! One training run, start to finish: data, face crops, split, training, reports, export, and the
 //! check that the exported models give burn's probabilities.
 
-use crate::checkpoint::{changed_settings, Checkpoints};
-use crate::dataset::{self, Sample};
-use crate::export;
-use crate::faces::{CropSettings, Cropped, Cropper, NoFace};
-use crate::metrics::{threshold, Metrics, ThresholdRule};
-use crate::report;
-use crate::sbi::self_blend;
+use crate::data::faces::{CropSettings, Cropped, Cropper, NoFace};
+use crate::data::folders::{self, Sample};
+use crate::eval::metrics::{threshold, Metrics, ThresholdRule};
+use crate::eval::report;
+use crate::export::{self, parity::Parity};
+use crate::fakes::sbi::self_blend;
+use crate::files::hex;
+use crate::resume::changed_settings;
+use crate::train::checkpoint::Checkpoints;
 use crate::train::{self, Item, TrainConfig};
 use anyhow::{bail, ensure, Context, Result};
-use edge::infer::classify::{sidecar_path, Classifier, Label, ModelMeta, OutputKind};
+use edge::infer::classify::{sidecar_path, Label, ModelMeta, OutputKind};
 use edge::{Detector, DetectorConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -21,9 +23,6 @@ use std::path::{Path, PathBuf};
 /// ImageNet statistics, which torchvision's pretrained MobileNets expect.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
-/// Largest |p(FAKE) difference| allowed between burn and each exported model.
-pub const PARITY_TOLERANCE: f32 = 1e-4;
-
 /// Everything a run depends on; saved as `config.json` so the run can be repeated.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -49,13 +48,6 @@ pub struct RunSummary {
     pub onnx: PathBuf,
     pub tflite: PathBuf,
     pub parity: Parity,
-}
-
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Parity {
-    pub onnx_max_abs_diff: f32,
-    pub tflite_max_abs_diff: f32,
-    pub images: usize,
 }
 
 #[derive(Serialize)]
@@ -112,7 +104,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     }
     std::fs::write(cfg.out.join(CONFIG), serde_json::to_string_pretty(cfg)?)?;
 
-    let data = dataset::scan(&cfg.data)?;
+    let data = folders::scan(&cfg.data)?;
     for (i, root) in cfg.data.iter().enumerate() {
         log(&format!(
             "{}: {} real, {} fake",
@@ -133,7 +125,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     let detector_config = DetectorConfig { min_score: cfg.min_score, ..DetectorConfig::default() };
     let detector = Detector::load(&cfg.detector, detector_config)?;
     let settings = CropSettings {
-        detector: dataset::hex(&Sha256::digest(&detector_bytes)),
+        detector: hex(&Sha256::digest(&detector_bytes)),
         min_score: cfg.min_score,
         margin: cfg.margin,
         size: cfg.train.input_size,
@@ -260,7 +252,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     let tflite = cfg.out.join("model.tflite");
     std::fs::write(&tflite, export::tflite::write(&onnx_bytes)?)?;
     std::fs::write(sidecar_path(&onnx), serde_json::to_string_pretty(&meta)?)?;
-    let parity = check_parity(&onnx, &tflite, &val_items, &trained.val_p_fake)?;
+    let parity = export::parity::check_parity(&onnx, &tflite, &val_items, &trained.val_p_fake)?;
     log(&format!(
         "exported {} and {}: largest |p(FAKE) difference| to burn {:.2e} (ONNX), {:.2e} (TFLite) on {} images",
         onnx.display(),
@@ -373,26 +365,5 @@ fn crops_digest(items: &[Item]) -> String {
             hash.update(point.to_le_bytes());
         }
     }
-    dataset::hex(&hash.finalize())
-}
-
-/// Loads both exported files through `edge` and compares their p(FAKE) with burn's.
-fn check_parity(onnx: &Path, tflite: &Path, items: &[Item], burn_p: &[f32]) -> Result<Parity> {
-    let mut parity =
-        Parity { onnx_max_abs_diff: 0.0, tflite_max_abs_diff: 0.0, images: items.len() };
-    for (path, worst) in
-        [(onnx, &mut parity.onnx_max_abs_diff), (tflite, &mut parity.tflite_max_abs_diff)]
-    {
-        let classifier = Classifier::load(path)?;
-        for (item, &expected) in items.iter().zip(burn_p) {
-            let p = classifier.p_fake(&item.image)?;
-            *worst = worst.max((p - expected).abs());
-        }
-        ensure!(
-            *worst <= PARITY_TOLERANCE,
-            "{} gives p(FAKE) up to {worst:.2e} away from burn's (allowed {PARITY_TOLERANCE:.0e})",
-            path.display()
-        );
-    }
-    Ok(parity)
+    hex(&hash.finalize())
 }

@@ -1,12 +1,10 @@
 //! A tiny training run of the real `trainer` binary on real photos (real faces only, fakes made by
 //! self-blending), whose exported models the real `edge` binary then loads and runs.
 
-mod support;
-
+use crate::support::{bare_trainer, fresh_run_folder, photo, root, run_folder_with};
 use std::path::Path;
 use std::process::Command;
-use support::{bare_trainer, fresh_run_folder, photo, root, run_folder_with};
-use trainer::metrics::ThresholdRule;
+use trainer::eval::metrics::ThresholdRule;
 
 /// Runs the trainer on `<tmp>/data` (self-blended fakes, 64 px, batch 4, 40 % validation) with
 /// the crop cache in `<tmp>/cache`.
@@ -226,7 +224,7 @@ fn a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run() {
         [(ThresholdRule::Youden, &youden), (ThresholdRule::MaxFalseAlarm(0.0), &metrics_of(&parts))]
     {
         let threshold = metrics["threshold"].as_f64().expect("threshold") as f32;
-        assert_eq!(threshold, trainer::metrics::threshold(&p, &fake, rule), "{rule:?}");
+        assert_eq!(threshold, trainer::eval::metrics::threshold(&p, &fake, rule), "{rule:?}");
         let false_alarms = scores.iter().filter(|s| !s.1 && s.0 >= threshold).count();
         assert_eq!(metrics["confusion"]["false_fake"], false_alarms, "{metrics}");
     }
@@ -246,7 +244,7 @@ fn a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run() {
     let threshold = metrics_of(&parts)["threshold"].as_f64().expect("threshold") as f32;
     assert_eq!(
         threshold,
-        trainer::metrics::threshold(&p, &fake, ThresholdRule::MaxFalseAlarm(0.5))
+        trainer::eval::metrics::threshold(&p, &fake, ThresholdRule::MaxFalseAlarm(0.5))
     );
 
     // Settings that change what is computed are refused, on one line that names them.

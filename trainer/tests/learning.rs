@@ -1,11 +1,9 @@
 //! The trainer learns: from ImageNet-pretrained MobileNetV2, real faces against strongly
 //! self-blended fakes, scored on faces of photos it never trained on (the split is by photo).
 
-mod support;
-
-use support::{root, run_folder_with};
-use trainer::faces::NoFace;
-use trainer::model::Backbone;
+use crate::support::{root, run_folder_with};
+use trainer::data::faces::NoFace;
+use trainer::nets::Backbone;
 use trainer::run::{run, RunConfig};
 use trainer::train::TrainConfig;
 

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use edge::infer::classify::{normalise, Label, ModelMeta, OutputKind};
 use std::path::{Path, PathBuf};
-use trainer::mobilenet_v2::{load_torchvision, MobileNetV2};
+use trainer::nets::mobilenet_v2::{load_torchvision, MobileNetV2};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
@@ -20,7 +20,7 @@ fn fetched(path: &str) -> PathBuf {
 /// The five most likely ImageNet classes of a photo (centre square at 224, ImageNet normalisation).
 fn top5(model: &MobileNetV2, photo: &str, device: &Device) -> Vec<usize> {
     let img = edge::input::decode::open(&fetched(photo)).expect("decodes");
-    let crop = trainer::faces::centre_crop(&img, 224);
+    let crop = trainer::data::faces::centre_crop(&img, 224);
     let meta = ModelMeta {
         labels: [Label::Real, Label::Fake],
         mean: trainer::run::MEAN,
@@ -77,7 +77,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 #[test]
 fn torchvision_mobilenet_v3_small_checkpoint_layout_loads_into_our_model() {
-    use trainer::model::{load_torchvision, MobileNetV3};
+    use trainer::nets::mobilenet_v3::{load_torchvision, MobileNetV3};
     // The real mobilenet_v3_small-047dcff4.pth is not reachable from here; this file has its
     // tensor names, shapes and dtypes and torch.save's zip layout, with known values.
     let path = std::env::temp_dir().join(format!("mobilenet_v3_small-{}.pth", std::process::id()));
@@ -139,9 +139,12 @@ fn torchvision_mobilenet_v3_small_checkpoint_layout_loads_into_our_model() {
 fn a_checkpoint_of_another_architecture_fails_naming_file_and_tensor() {
     let device = Device::flex();
     let v2 = fetched("models/mobilenet_v2-b0353104.pth");
-    let err =
-        trainer::model::load_torchvision(trainer::model::MobileNetV3::new(&device), &v2, &device)
-            .expect_err("MobileNetV2 weights do not fit MobileNetV3");
+    let err = trainer::nets::mobilenet_v3::load_torchvision(
+        trainer::nets::mobilenet_v3::MobileNetV3::new(&device),
+        &v2,
+        &device,
+    )
+    .expect_err("MobileNetV2 weights do not fit MobileNetV3");
     let msg = format!("{err:#}");
     assert!(
         msg.contains("mobilenet_v2-b0353104.pth") && msg.contains("features.0.0.weight"),

@@ -4,19 +4,16 @@
 //! there is one, else a software one such as Mesa's lavapipe (package mesa-vulkan-drivers).
 #![cfg(feature = "wgpu")]
 
+use crate::support::{bare_trainer, fresh_run_folder, photo};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
 use edge::infer::classify::{Label, ModelMeta, OutputKind};
 use image::RgbImage;
-mod support;
-
-use support::{bare_trainer, fresh_run_folder, photo};
-use trainer::model::Backbone;
+use trainer::nets::Backbone;
 use trainer::run::{MEAN, STD};
-use trainer::train::{
-    batch, bce_with_logits, labels, starting_model, Adapter, Backend, TrainConfig,
-};
+use trainer::train::fit::{batch, bce_with_logits, labels, starting_model};
+use trainer::train::{Adapter, Backend, TrainConfig};
 
 fn config(backend: Backend) -> TrainConfig {
     TrainConfig {
@@ -69,7 +66,7 @@ fn first_step(backend: Backend, images: &[RgbImage], fake: &[bool]) -> FirstStep
     let cfg = config(backend);
     let device = backend.device(cfg.device).unwrap_or_else(|e| panic!("{e:#}")).autodiff();
     let model = starting_model(&cfg, &device).expect("starting model");
-    let loss_of = |model: &trainer::model::Net| {
+    let loss_of = |model: &trainer::nets::Net| {
         bce_with_logits(model.forward(batch(images, &meta, &device)), labels(fake, &device))
     };
     let value = |loss: Tensor<1>| f64::from(loss.into_data().try_to_vec::<f32>().expect("f32")[0]);

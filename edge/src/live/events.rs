@@ -1,7 +1,9 @@
 //! What the real-time loop tells the world: a face appeared, its label changed, it left. One JSON
 //! object per event, the same on stdout (`--json`), in MQTT messages and in the service's log.
+//! And a frame's whole outcome, which every sink is handed.
 
 use crate::infer::classify::Label;
+use crate::infer::pipeline::FaceReport;
 use serde::Serialize;
 use std::time::SystemTime;
 
@@ -63,6 +65,16 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
         rem % 60,
         d.subsec_millis()
     )
+}
+
+/// One frame's outcome: what happened, and every tracked face as it stands (for drawing).
+#[derive(Debug, Default)]
+pub struct FrameResult {
+    pub events: Vec<Event>,
+    /// Track id and face, with the smoothed p(FAKE) and label.
+    pub faces: Vec<(u64, FaceReport)>,
+    /// Whether the detector ran on this frame.
+    pub detected: bool,
 }
 
 #[cfg(test)]

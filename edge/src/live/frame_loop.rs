@@ -3,7 +3,7 @@
 //! when a face appears, changes label or leaves, and running statistics, all handed to the
 //! [`Sink`]s.
 
-use super::events::{rfc3339_millis, Event, EventKind};
+use super::events::{rfc3339_millis, Event, EventKind, FrameResult};
 use super::sink::Sink;
 use super::source::{Frame, FrameSource, SourceError};
 use super::stats::{StageMs, Stats, StatsReport};
@@ -61,16 +61,6 @@ impl Detection {
         let faces = detector.detect(image);
         Detection { faces, ms: ms_since(t) }
     }
-}
-
-/// One frame's outcome: what happened, and every tracked face as it stands (for drawing).
-#[derive(Debug, Default)]
-pub struct FrameResult {
-    pub events: Vec<Event>,
-    /// Track id and face, with the smoothed p(FAKE) and label.
-    pub faces: Vec<(u64, FaceReport)>,
-    /// Whether the detector ran on this frame.
-    pub detected: bool,
 }
 
 /// The loop's state across frames.

@@ -9,7 +9,7 @@ pub mod source;
 pub mod stats;
 pub mod track;
 
-pub use events::{Event, EventKind};
-pub use frame_loop::{run, FrameResult, Live, LiveConfig, Sinks, MAX_THREADS};
+pub use events::{Event, EventKind, FrameResult};
+pub use frame_loop::{run, Live, LiveConfig, Sinks, MAX_THREADS};
 pub use sink::Sink;
 pub use stats::StatsReport;

@@ -1,8 +1,7 @@
 //! The one shape of every output of the real-time loop: stdout lines, MQTT, snapshots, the
 //! display, the service watchdog (and the web server and video writers to come).
 
-use super::events::Event;
-use super::frame_loop::FrameResult;
+use super::events::{Event, FrameResult};
 use super::source::Frame;
 use super::stats::StatsReport;
 use anyhow::Result;

@@ -3,8 +3,10 @@
 //! HardSigmoid, Mul, Add, GlobalAveragePool, Gemm, Sigmoid), a symbolic batch dimension `N`, and
 //! the model metadata in `metadata_props` under `edge::infer::classify::META_KEY`.
 
-use crate::mobilenet_v2::MobileNetV2;
-use crate::model::{ConvBn, MobileNetV3, Net};
+use crate::nets::layers::{Act, ConvBn};
+use crate::nets::mobilenet_v2::MobileNetV2;
+use crate::nets::mobilenet_v3::MobileNetV3;
+use crate::nets::Net;
 use anyhow::{anyhow, Result};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -81,13 +83,13 @@ impl Graph {
         let bias: Vec<f32> = (0..scale.len()).map(|o| beta[o] - mean[o] * scale[o]).collect();
         let y = self.conv(x, &layer.conv, weight, bias);
         Ok(match layer.act {
-            crate::model::Act::None => y,
-            crate::model::Act::Relu => self.op("Relu", &[&y], vec![]),
-            crate::model::Act::Relu6 => {
+            Act::None => y,
+            Act::Relu => self.op("Relu", &[&y], vec![]),
+            Act::Relu6 => {
                 let (lo, hi) = (self.scalar(0.0), self.scalar(6.0));
                 self.op("Clip", &[&y, &lo, &hi], vec![])
             }
-            crate::model::Act::HardSwish => self.op("HardSwish", &[&y], vec![]),
+            Act::HardSwish => self.op("HardSwish", &[&y], vec![]),
         })
     }
 

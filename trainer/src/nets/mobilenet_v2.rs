@@ -2,8 +2,8 @@
 //! torchvision's layout, and the loader of torchvision's ImageNet checkpoint
 //! (`mobilenet_v2-b0353104.pth`, the one pretrained start reachable from a package registry).
 
-use crate::model::{Act, ConvBn};
-use crate::torchvision::Checkpoint;
+use super::layers::{Act, ConvBn};
+use super::torchvision::Checkpoint;
 use anyhow::Result;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;

@@ -191,6 +191,53 @@ pub fn threshold(p_fake: &[f32], is_fake: &[bool], rule: ThresholdRule) -> f32 {
     }
 }
 
+/// The equal error rate as DeepfakeBench reports it: on the ROC curve, the false positive rate at
+/// the first point where it is closest to the false negative rate, with that point's threshold.
+/// `None` when a class is missing.
+pub fn eer(p_fake: &[f32], is_fake: &[bool]) -> Option<(f64, f32)> {
+    let positives = is_fake.iter().filter(|&&f| f).count();
+    if positives == 0 || positives == is_fake.len() {
+        return None;
+    }
+    let gap = |&(fpr, tpr, _): &(f64, f64, f32)| ((1.0 - tpr) - fpr).abs();
+    roc(p_fake, is_fake)
+        .into_iter()
+        .min_by(|a, b| gap(a).total_cmp(&gap(b)))
+        .map(|(fpr, _, threshold)| (fpr, threshold))
+}
+
+/// Average precision of FAKE (the area under the precision-recall curve as scikit-learn sums it):
+/// Σ (Rₖ − Rₖ₋₁)·Pₖ over the distinct scores from the highest down. `None` without a FAKE face.
+pub fn average_precision(p_fake: &[f32], is_fake: &[bool]) -> Option<f64> {
+    pr_curve(p_fake, is_fake).map(|curve| {
+        let mut last_recall = 0.0;
+        curve.into_iter().fold(0.0, |ap, (recall, precision)| {
+            let step = recall - last_recall;
+            last_recall = recall;
+            ap + step * precision
+        })
+    })
+}
+
+/// The precision-recall curve of FAKE: (recall, precision) at each distinct score from the
+/// highest down. `None` without a FAKE face.
+pub fn pr_curve(p_fake: &[f32], is_fake: &[bool]) -> Option<Vec<(f64, f64)>> {
+    let positives = is_fake.iter().filter(|&&f| f).count();
+    if positives == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..p_fake.len()).collect();
+    order.sort_by(|&a, &b| p_fake[b].total_cmp(&p_fake[a]));
+    let (mut tp, mut curve) = (0, vec![]);
+    for (i, &k) in order.iter().enumerate() {
+        tp += usize::from(is_fake[k]);
+        if i + 1 == order.len() || p_fake[order[i + 1]] != p_fake[k] {
+            curve.push((ratio(tp, positives), ratio(tp, i + 1)));
+        }
+    }
+    Some(curve)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +303,25 @@ mod tests {
         assert_close(t, 0.95);
         assert_eq!(Metrics::new(&p, &y, t).confusion.true_fake, 0);
         assert_eq!(threshold(&[0.2, 0.4], &[true, true], ThresholdRule::Youden), 0.5);
+    }
+
+    #[test]
+    fn eer_and_average_precision_by_hand() {
+        // Ranked: F(0.9) R(0.8) F(0.7) F(0.6) R(0.4) R(0.3) F(0.2) R(0.1); 4 FAKE, 4 REAL.
+        let p = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1];
+        let y = [true, false, true, true, false, false, true, false];
+        // Precision at each FAKE: 1/1, 2/3, 3/4, 4/7; each adds a quarter of recall.
+        let ap = average_precision(&p, &y).expect("has FAKE faces");
+        assert!((ap - (1.0 + 2.0 / 3.0 + 0.75 + 4.0 / 7.0) / 4.0).abs() < 1e-12, "{ap}");
+        // At 0.6: FPR 1/4, FNR 1/4, the first point where they meet.
+        assert_eq!(eer(&p, &y), Some((0.25, 0.6)));
+        // A perfect ranking: EER 0 and AP 1; one class only: undefined.
+        let perfect = [true, true, false, false];
+        assert_eq!(eer(&[0.9, 0.8, 0.2, 0.1], &perfect), Some((0.0, 0.8)));
+        assert_eq!(average_precision(&[0.9, 0.8, 0.2, 0.1], &perfect), Some(1.0));
+        assert_eq!(eer(&[0.9, 0.8], &[false, false]), None);
+        assert_eq!(average_precision(&[0.9, 0.8], &[false, false]), None);
+        // Ties are one point: the tied pair counts as precision 1/2 for its one FAKE.
+        assert_eq!(average_precision(&[0.5, 0.5], &[true, false]), Some(0.5));
     }
 }

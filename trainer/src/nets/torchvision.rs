@@ -1,7 +1,7 @@
 //! Reading torchvision's ImageNet checkpoints (`.pth`, PyTorch's zip or legacy format) by
 //! torchvision's tensor names, for the MobileNet loaders.
 
-use crate::model::ConvBn;
+use super::layers::ConvBn;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use burn::module::{Param, RunningState};
 use burn::nn::conv::Conv2d;

@@ -1,38 +1,15 @@
-//! The classifier networks, in burn: MobileNetV3-Small (Howard et al., "Searching for
-//! MobileNetV3", 2019; the default, the original project's backbone) and MobileNetV2
-//! (`mobilenet_v2.rs`), each with a one-logit head scoring FAKE. Layer tables as in torchvision,
-//! so its ImageNet checkpoints map onto them.
+//! MobileNetV3-Small (Howard et al., "Searching for MobileNetV3", 2019; the default, the original
+//! project's backbone) with a one-logit head scoring FAKE, and the loader of torchvision's ImageNet
+//! checkpoint. The layer table is torchvision's, so its weights map onto it.
 
-use crate::torchvision::Checkpoint;
+use super::layers::{Act, ConvBn};
+use super::torchvision::Checkpoint;
 use anyhow::Result;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig,
-    PaddingConfig2d,
-};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, relu6};
+use burn::tensor::activation::{hard_sigmoid, hard_swish, relu};
 use std::path::Path;
-
-/// The activation after a convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Act {
-    None,
-    Relu,
-    Relu6,
-    HardSwish,
-}
-
-impl Act {
-    fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            Act::None => x,
-            Act::Relu => relu(x),
-            Act::Relu6 => relu6(x),
-            Act::HardSwish => hard_swish(x),
-        }
-    }
-}
 
 /// One bottleneck row of the table: kernel, expanded channels, output channels, squeeze-excite,
 /// activation, stride.
@@ -95,109 +72,22 @@ pub fn squeeze_channels(c: usize) -> usize {
 /// the 1024-unit hidden layer become `make_divisible(c·W)`; the last convolution has six times the
 /// last block's output channels.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Layout {
+pub struct Widths {
     pub stem: usize,
     pub bnecks: Vec<Bneck>,
     pub last_conv: usize,
     pub hidden: usize,
 }
 
-impl Layout {
-    pub fn new(width: f64) -> Layout {
+impl Widths {
+    pub fn new(width: f64) -> Widths {
         let scale = |c: usize| make_divisible(c as f64 * width);
         let bnecks: Vec<Bneck> = BNECKS
             .iter()
             .map(|b| Bneck { expand: scale(b.expand), out: scale(b.out), ..b.clone() })
             .collect();
         let last_in = bnecks.last().map_or(scale(STEM), |b| b.out);
-        Layout { stem: scale(STEM), bnecks, last_conv: 6 * last_in, hidden: scale(HIDDEN) }
-    }
-}
-
-/// Convolution (no bias), batch norm, activation.
-#[derive(Module, Debug)]
-pub struct ConvBn {
-    pub conv: Conv2d,
-    pub bn: BatchNorm,
-    #[module(skip)]
-    pub act: Act,
-}
-
-impl ConvBn {
-    pub fn new(
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        groups: usize,
-        act: Act,
-        device: &Device,
-    ) -> Self {
-        let p = k / 2;
-        let conv = Conv2dConfig::new([cin, cout], [k, k])
-            .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-            .with_groups(groups)
-            .with_bias(false)
-            // He initialisation keeps the activations' variance near 1 through the depth, so the
-            // batch norms' initial running statistics (0, 1) already fit: with burn's default
-            // (PyTorch's Kaiming-uniform with gain 1/√3) the signal shrinks at every layer and a
-            // briefly trained model predicts one constant in validation mode.
-            .with_initializer(Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false })
-            .init(device);
-        ConvBn { conv, bn: BatchNormConfig::new(cout).init(device), act }
-    }
-
-    /// The batch norm's ε (burn's default 1e-5 is torchvision's for MobileNetV2).
-    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
-        self.bn.epsilon = epsilon;
-        self
-    }
-
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.act.apply(self.bn.forward(self.conv.forward(x)))
-    }
-}
-
-/// The backbones the trainer can train.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backbone {
-    MobilenetV3Small,
-    MobilenetV2,
-}
-
-/// A classifier network of either backbone.
-// Both variants are similarly large (~1.5 kB of layer handles) and a run holds a few: no boxing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum Net {
-    V3(MobileNetV3),
-    V2(crate::mobilenet_v2::MobileNetV2),
-}
-
-impl Net {
-    /// A fresh network; `width` is MobileNetV3-Small's width multiplier (MobileNetV2 is built at
-    /// width 1 only, which `TrainConfig::check` enforces).
-    pub fn new(backbone: Backbone, width: f64, device: &Device) -> Net {
-        match backbone {
-            Backbone::MobilenetV3Small => Net::V3(MobileNetV3::with_width(width, device)),
-            Backbone::MobilenetV2 => Net::V2(crate::mobilenet_v2::MobileNetV2::new(1, device)),
-        }
-    }
-
-    /// Logits of FAKE, `[batch]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
-        match self {
-            Net::V3(m) => m.forward(x),
-            Net::V2(m) => {
-                let logits = m.forward(x);
-                let [n, _] = logits.dims();
-                logits.reshape([n])
-            }
-        }
+        Widths { stem: scale(STEM), bnecks, last_conv: 6 * last_in, hidden: scale(HIDDEN) }
     }
 }
 
@@ -274,14 +164,14 @@ impl MobileNetV3 {
     }
 
     pub fn with_width(width: f64, device: &Device) -> Self {
-        let layout = Layout::new(width);
+        let widths = Widths::new(width);
         let conv_bn = |cin, cout, k, stride, groups, act| {
             ConvBn::new(cin, cout, k, stride, groups, act, device).with_epsilon(BN_EPSILON)
         };
-        let stem = conv_bn(3, layout.stem, 3, 2, 1, Act::HardSwish);
-        let mut cin = layout.stem;
+        let stem = conv_bn(3, widths.stem, 3, 2, 1, Act::HardSwish);
+        let mut cin = widths.stem;
         let mut blocks = vec![];
-        for b in &layout.bnecks {
+        for b in &widths.bnecks {
             blocks.push(Block {
                 expand: (b.expand != cin).then(|| conv_bn(cin, b.expand, 1, 1, 1, b.act)),
                 depthwise: conv_bn(b.expand, b.expand, b.kernel, b.stride, b.expand, b.act),
@@ -294,10 +184,10 @@ impl MobileNetV3 {
         MobileNetV3 {
             stem,
             blocks,
-            last: conv_bn(cin, layout.last_conv, 1, 1, 1, Act::HardSwish),
-            hidden: LinearConfig::new(layout.last_conv, layout.hidden).init(device),
+            last: conv_bn(cin, widths.last_conv, 1, 1, 1, Act::HardSwish),
+            hidden: LinearConfig::new(widths.last_conv, widths.hidden).init(device),
             dropout: DropoutConfig::new(DROPOUT).init(),
-            head: LinearConfig::new(layout.hidden, 1).init(device),
+            head: LinearConfig::new(widths.hidden, 1).init(device),
         }
     }
 
@@ -364,17 +254,17 @@ mod tests {
 
     #[test]
     fn width_one_is_torchvisions_table() {
-        let layout = Layout::new(1.0);
-        assert_eq!(layout.bnecks, BNECKS.to_vec());
-        assert_eq!((layout.stem, layout.last_conv, layout.hidden), (STEM, LAST_CONV, HIDDEN));
+        let widths = Widths::new(1.0);
+        assert_eq!(widths.bnecks, BNECKS.to_vec());
+        assert_eq!((widths.stem, widths.last_conv, widths.hidden), (STEM, LAST_CONV, HIDDEN));
     }
 
     #[test]
     fn width_three_quarters_rounds_every_channel_count_as_torchvision() {
         // torchvision: [(c.expanded_channels, c.out_channels) for c in
         // _mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.75)[0]], and last_channel 768.
-        let layout = Layout::new(0.75);
-        let table: Vec<(usize, usize)> = layout.bnecks.iter().map(|b| (b.expand, b.out)).collect();
+        let widths = Widths::new(0.75);
+        let table: Vec<(usize, usize)> = widths.bnecks.iter().map(|b| (b.expand, b.out)).collect();
         assert_eq!(
             table,
             [
@@ -391,12 +281,12 @@ mod tests {
                 (432, 72)
             ]
         );
-        assert_eq!((layout.stem, layout.last_conv, layout.hidden), (16, 432, 768));
+        assert_eq!((widths.stem, widths.last_conv, widths.hidden), (16, 432, 768));
         // Squeeze-excite widths follow the scaled expansions: 432 / 4 = 108 → 112.
         assert_eq!(squeeze_channels(432), 112);
         assert_eq!(squeeze_channels(88), 24);
         // Kernels, strides, activations and squeeze-excite flags are unchanged.
-        for (a, b) in layout.bnecks.iter().zip(&BNECKS) {
+        for (a, b) in widths.bnecks.iter().zip(&BNECKS) {
             assert_eq!((a.kernel, a.stride, a.act, a.se), (b.kernel, b.stride, b.act, b.se));
         }
     }

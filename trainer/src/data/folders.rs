@@ -7,6 +7,7 @@
 //! which the content hash then drops). A root with real faces only is accepted: self-blended fakes
 //! can supply the other class.
 
+use crate::files::hex;
 use anyhow::{bail, Result};
 use edge::Label;
 use sha2::{Digest, Sha256};
@@ -105,10 +106,6 @@ pub fn scan(roots: &[PathBuf]) -> Result<Dataset> {
         }
     }
     Ok(data)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

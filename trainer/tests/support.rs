@@ -1,5 +1,4 @@
-//! Helpers shared by the trainer's integration tests (each test file uses some of them).
-#![allow(dead_code)]
+//! Helpers shared by the trainer's integration tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,31 +1,26 @@
-//! `trainer`: train the REAL/FAKE classifier on folders of face photos and export it for `edge`.
+//! `trainer --data DIR... --out RUN`: train the REAL/FAKE classifier on folders of face photos and
+//! export it for `edge`; `--resume` continues a run.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use clap::{ArgMatches, Args};
 use std::path::PathBuf;
-use std::process::ExitCode;
-use trainer::checkpoint::changed_settings;
-use trainer::faces::NoFace;
-use trainer::metrics::ThresholdRule;
-use trainer::model::Backbone;
+use trainer::data::faces::NoFace;
+use trainer::eval::metrics::ThresholdRule;
+use trainer::nets::Backbone;
 use trainer::run::{resume, run, saved_config, RunConfig};
 use trainer::train::{Adapter, Backend, TrainConfig};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "trainer",
-    version,
-    about = "Train the deepfake-edge REAL/FAKE face classifier and export it as ONNX and TFLite"
-)]
-struct Cli {
+/// The training options (the command without a subcommand).
+#[derive(Args, Debug)]
+pub struct TrainArgs {
     /// A data folder: holding training_real/ and training_fake/ (the original project's layout,
     /// possibly nested) or real/ and fake/. Repeat to merge several.
     #[arg(long, required_unless_present = "resume", value_name = "DIR")]
     data: Vec<PathBuf>,
     /// Run folder: models, reports, configuration, split, checkpoints/.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(long, required = true, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint, with its saved configuration; only
     /// --epochs (to train longer), --backend, --device, --cache and --max-false-alarm may be
     /// given anew.
@@ -114,66 +109,41 @@ fn default_cache() -> PathBuf {
     base.join("deepfake-edge").join("crops")
 }
 
-fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match train(cli, &matches) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("trainer: {}", edge::error::one_line(&e));
-            ExitCode::from(2)
-        }
-    }
-}
-
 /// With `--resume`: the run's saved configuration, with the settings a resumed run may change
-/// taken from the command line where given there; any other setting given there must agree.
+/// taken from the command line where given there (`trainer::resume`); any other setting given
+/// there must agree.
 fn resumed_config(cli: RunConfig, matches: &ArgMatches) -> Result<RunConfig> {
-    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let mut cfg = saved_config(&cli.out)?;
-    // Argument ids are the settings' names, but for the one flag that negates its setting.
-    let arg =
-        |name: &str| if name == "augment" { "no_augment".to_string() } else { name.to_string() };
-    let conflicts: Vec<String> = changed_settings(&cfg, &cli)?
-        .into_iter()
-        .filter(|(name, ..)| given(&arg(name)))
-        .map(|(name, was, now)| {
-            let flag = arg(&name).replace('_', "-");
-            match now {
-                serde_json::Value::Bool(_) => format!("--{flag} (the run has {name} = {was})"),
-                now => format!("--{flag} {now} (the run has {was})"),
-            }
-        })
-        .collect();
+    // Argument ids are the settings' names, but for the flag that negates its setting and the
+    // one that sets the threshold rule.
+    let arg = |name: &str| match name {
+        "augment" => "no_augment".to_string(),
+        "threshold_rule" => "max_false_alarm".to_string(),
+        name => name.to_string(),
+    };
+    let given = |name: &str| matches.value_source(&arg(name)) == Some(ValueSource::CommandLine);
+    let (cfg, conflicts) = trainer::resume::merge(&saved_config(&cli.out)?, &cli, given)?;
     if !conflicts.is_empty() {
+        let flags: Vec<String> = conflicts
+            .into_iter()
+            .map(|(name, was, now)| {
+                let flag = arg(&name).replace('_', "-");
+                match now {
+                    serde_json::Value::Bool(_) => format!("--{flag} (the run has {name} = {was})"),
+                    now => format!("--{flag} {now} (the run has {was})"),
+                }
+            })
+            .collect();
         bail!(
             "{}: cannot resume with {}; start a new run (another --out) to change them",
             cli.out.join("config.json").display(),
-            conflicts.join(", ")
+            flags.join(", ")
         );
     }
-    if given("epochs") {
-        cfg.train.epochs = cli.train.epochs;
-    }
-    if given("backend") {
-        cfg.train.backend = cli.train.backend;
-        // The run's adapter belongs to the run's backend.
-        cfg.train.device = cli.train.device;
-    }
-    if given("device") {
-        cfg.train.device = cli.train.device;
-    }
-    if given("cache") {
-        cfg.cache = cli.cache;
-    }
-    if given("max_false_alarm") {
-        cfg.threshold_rule = cli.threshold_rule;
-    }
-    cfg.out = cli.out;
     Ok(cfg)
 }
 
-fn train(cli: Cli, matches: &ArgMatches) -> Result<()> {
+/// Trains (or resumes) the run the options describe and prints its outcome.
+pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let resuming = cli.resume;
     let cfg = RunConfig {
         detector: cli
@@ -181,7 +151,7 @@ fn train(cli: Cli, matches: &ArgMatches) -> Result<()> {
             .unwrap_or_else(|| cli.models.join(edge::infer::model_files::FULL_RANGE_FILE)),
         cache: cli.cache.unwrap_or_else(default_cache),
         data: cli.data,
-        out: cli.out,
+        out: cli.out.context("--out is required")?,
         no_face: cli.no_face,
         margin: cli.margin,
         min_score: cli.min_score,

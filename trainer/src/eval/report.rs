@@ -1,9 +1,9 @@
 //! The run's reports: `metrics.json`, `history.json`, `confusion.txt`, PNG charts (loss and
 //! accuracy curves, ROC curve, confusion matrix) and `report.md` tying them together.
 
-use crate::metrics::{roc, Metrics, ThresholdRule};
-use crate::plot;
-use crate::run::Parity;
+use crate::eval::metrics::{roc, Metrics, ThresholdRule};
+use crate::eval::plot;
+use crate::export::parity::Parity;
 use crate::train::Trained;
 use anyhow::{Context, Result};
 use std::path::Path;

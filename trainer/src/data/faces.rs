@@ -2,7 +2,8 @@
 //! board, and cached on disk (the original project's `dataset_cropped/`): keyed by the file's
 //! content hash and the crop settings, so a second run detects nothing again.
 
-use crate::dataset::{hex, Sample};
+use crate::data::folders::Sample;
+use crate::files::{hex, write_atomically};
 use anyhow::{Context, Result};
 use edge::infer::crop;
 use edge::input::decode;
@@ -10,7 +11,7 @@ use edge::Detector;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What to do with an image in which no face is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -138,10 +139,4 @@ pub fn centre_crop(img: &RgbImage, size: u32) -> RgbImage {
         side,
     };
     crop::cut(img, square, size)
-}
-
-pub(crate) fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    write(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -2,12 +2,14 @@
 //! self-blended fakes made afresh every epoch, validation and a checkpoint after each epoch, and
 //! the epoch with the best validation ROC AUC kept.
 
-use crate::augment::augment;
-use crate::checkpoint::{self, Checkpoints};
-use crate::metrics;
-use crate::model::{Backbone, Net};
-use crate::sbi::self_blend;
-use anyhow::{anyhow, bail, ensure, Result};
+use super::backend::Backend;
+use super::checkpoint::{self, Checkpoints};
+use super::config::{EpochStats, TrainConfig};
+use crate::data::augment::augment;
+use crate::eval::metrics;
+use crate::fakes::sbi::self_blend;
+use crate::nets::{mobilenet_v2, mobilenet_v3, Net};
+use anyhow::{anyhow, ensure, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -15,7 +17,6 @@ use edge::infer::classify::{normalise, ModelMeta};
 use image::RgbImage;
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
-use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -27,73 +28,6 @@ pub struct Item {
     pub image: RgbImage,
     pub keypoints: Option<Keypoints>,
     pub fake: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub input_size: u32,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub seed: u64,
-    pub backbone: Backbone,
-    /// MobileNetV3-Small's width multiplier (torchvision's `width_mult`); 1 for MobileNetV2.
-    #[serde(default = "width_one")]
-    pub width: f64,
-    #[serde(default)]
-    pub backend: Backend,
-    /// The adapter of a GPU backend.
-    #[serde(default)]
-    pub device: Adapter,
-    /// torchvision ImageNet checkpoint to start from, of the backbone's architecture.
-    pub pretrained: Option<std::path::PathBuf>,
-    /// Add one self-blended fake per real face per epoch.
-    pub sbi: bool,
-    /// Colour and brightness change of the self-blended fakes (1: the paper's range).
-    pub sbi_strength: f32,
-    pub augment: bool,
-}
-
-fn width_one() -> f64 {
-    1.0
-}
-
-impl TrainConfig {
-    /// Refuses settings no network can be built or started with.
-    pub fn check(&self) -> Result<()> {
-        ensure!(
-            self.width.is_finite() && self.width > 0.0,
-            "--width {} is not a positive multiplier",
-            self.width
-        );
-        if self.width != 1.0 {
-            ensure!(
-                self.backbone == Backbone::MobilenetV3Small,
-                "--width {} is for mobilenet-v3-small only; mobilenet-v2 is built at width 1",
-                self.width
-            );
-            if let Some(path) = &self.pretrained {
-                bail!(
-                    "--pretrained {} holds width-1 weights: it cannot start a --width {} network",
-                    path.display(),
-                    self.width
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EpochStats {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    pub val_loss: f64,
-    pub val_accuracy: f64,
-    pub val_auc: f64,
-    pub seconds: f64,
-    pub images_per_second: f64,
 }
 
 pub struct Trained {
@@ -110,10 +44,8 @@ pub fn initial_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
     let model = Net::new(cfg.backbone, cfg.width, device);
     match (&cfg.pretrained, model) {
         (None, model) => Ok(model),
-        (Some(path), Net::V2(m)) => {
-            Ok(Net::V2(crate::mobilenet_v2::load_torchvision(m, path, device)?))
-        }
-        (Some(path), Net::V3(m)) => Ok(Net::V3(crate::model::load_torchvision(m, path, device)?)),
+        (Some(path), Net::V2(m)) => Ok(Net::V2(mobilenet_v2::load_torchvision(m, path, device)?)),
+        (Some(path), Net::V3(m)) => Ok(Net::V3(mobilenet_v3::load_torchvision(m, path, device)?)),
     }
 }
 
@@ -157,141 +89,6 @@ pub fn batch(images: &[RgbImage], meta: &ModelMeta, device: &Device) -> Tensor<4
         normalise(img, meta, true, &mut data);
     }
     Tensor::from_data(TensorData::new(data, [images.len(), 3, s, s]), device)
-}
-
-/// The backends the trainer can run on. Every name parses in every build, so that a run folder
-/// made by another build still reads; a backend this build lacks fails when its device is made.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// burn's pure-Rust CPU backend (about 9× faster than NdArray here).
-    #[default]
-    Flex,
-    /// burn's NdArray CPU backend (deprecated by burn; built with `--features ndarray`).
-    Ndarray,
-    /// burn's wgpu backend: a GPU through Vulkan, Metal or DirectX 12 (built with
-    /// `--features wgpu`); `--device` picks the adapter.
-    Wgpu,
-}
-
-impl Backend {
-    /// The device (without autodiff) of this backend; `adapter` picks the GPU of GPU backends.
-    pub fn device(self, adapter: Adapter) -> Result<Device> {
-        if self != Backend::Wgpu && adapter != Adapter::Default {
-            anyhow::bail!("--device {adapter} needs a GPU backend (--backend wgpu)");
-        }
-        match self {
-            Backend::Flex => Ok(Device::flex()),
-            #[cfg(feature = "ndarray")]
-            #[allow(deprecated)]
-            Backend::Ndarray => Ok(Device::ndarray()),
-            #[cfg(not(feature = "ndarray"))]
-            Backend::Ndarray => anyhow::bail!(
-                "this trainer was built without NdArray: rebuild with `--features ndarray`"
-            ),
-            #[cfg(feature = "wgpu")]
-            Backend::Wgpu => wgpu_device(adapter),
-            #[cfg(not(feature = "wgpu"))]
-            Backend::Wgpu => {
-                anyhow::bail!("this trainer was built without wgpu: rebuild with `--features wgpu`")
-            }
-        }
-    }
-}
-
-/// Which adapter a GPU backend runs on: `default` (wgpu's choice, a high-performance GPU first),
-/// `discrete`, `integrated` or `virtual` with an optional `:N` (the N-th adapter of that kind,
-/// from 0), or `cpu` (a software adapter such as Mesa's lavapipe).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Adapter {
-    #[default]
-    Default,
-    Discrete(usize),
-    Integrated(usize),
-    Virtual(usize),
-    Cpu,
-}
-
-impl std::str::FromStr for Adapter {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let (kind, index) = match s.split_once(':') {
-            Some((kind, n)) => (
-                kind,
-                Some(n.parse::<usize>().map_err(|_| {
-                    anyhow!("adapter `{s}`: `{n}` is not an adapter number (0, 1, …)")
-                })?),
-            ),
-            None => (s, None),
-        };
-        let n = index.unwrap_or(0);
-        match kind {
-            "default" if index.is_none() => Ok(Adapter::Default),
-            "cpu" if index.is_none() => Ok(Adapter::Cpu),
-            "discrete" => Ok(Adapter::Discrete(n)),
-            "integrated" => Ok(Adapter::Integrated(n)),
-            "virtual" => Ok(Adapter::Virtual(n)),
-            _ => anyhow::bail!(
-                "adapter `{s}`: expected default, cpu, discrete[:N], integrated[:N] or virtual[:N]"
-            ),
-        }
-    }
-}
-
-impl std::fmt::Display for Adapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Adapter::Default => write!(f, "default"),
-            Adapter::Cpu => write!(f, "cpu"),
-            Adapter::Discrete(n) => write!(f, "discrete:{n}"),
-            Adapter::Integrated(n) => write!(f, "integrated:{n}"),
-            Adapter::Virtual(n) => write!(f, "virtual:{n}"),
-        }
-    }
-}
-
-impl TryFrom<String> for Adapter {
-    type Error = anyhow::Error;
-
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<Adapter> for String {
-    fn from(a: Adapter) -> String {
-        a.to_string()
-    }
-}
-
-/// The wgpu device on `adapter`, set up once per process (burn refuses a second set-up of one
-/// adapter, so later runs in the same process reuse the first).
-#[cfg(feature = "wgpu")]
-fn wgpu_device(adapter: Adapter) -> Result<Device> {
-    use burn::tensor::DeviceKind;
-    use std::sync::Mutex;
-    static READY: Mutex<Vec<(Adapter, Device)>> = Mutex::new(Vec::new());
-    let mut ready = READY.lock().map_err(|_| anyhow!("wgpu: a set-up panicked earlier"))?;
-    if let Some((_, device)) = ready.iter().find(|(a, _)| *a == adapter) {
-        return Ok(device.clone());
-    }
-    let kind = match adapter {
-        Adapter::Default => DeviceKind::DefaultDevice,
-        Adapter::Cpu => DeviceKind::Cpu,
-        Adapter::Discrete(n) => DeviceKind::DiscreteGpu(n),
-        Adapter::Integrated(n) => DeviceKind::IntegratedGpu(n),
-        Adapter::Virtual(n) => DeviceKind::VirtualGpu(n),
-    };
-    let device = Device::wgpu_options().device_kind(kind).init().map_err(|e| {
-        anyhow!(
-            "wgpu: no usable adapter for --device {adapter}: {}",
-            e.to_string().replace('\n', " ")
-        )
-    })?;
-    ready.push((adapter, device.clone()));
-    Ok(device)
 }
 
 /// p(FAKE) of each image, in batches, with the model in validation mode on `device`.
@@ -461,51 +258,4 @@ pub fn train(
     }
     let (_, _, best_epoch, model, val_p_fake) = best.ok_or_else(|| anyhow!("no epoch was run"))?;
     Ok(Trained { model, history, best_epoch, val_p_fake })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(backbone: Backbone, width: f64, pretrained: Option<&str>) -> TrainConfig {
-        TrainConfig {
-            input_size: 64,
-            epochs: 1,
-            batch_size: 4,
-            lr: 1e-3,
-            seed: 1,
-            backbone,
-            width,
-            backend: Backend::Flex,
-            device: Default::default(),
-            pretrained: pretrained.map(Into::into),
-            sbi: true,
-            sbi_strength: 1.0,
-            augment: true,
-        }
-    }
-
-    #[test]
-    fn width_is_checked_against_backbone_and_start() {
-        let v3 = Backbone::MobilenetV3Small;
-        assert!(config(v3, 0.75, None).check().is_ok());
-        assert!(config(v3, 1.0, Some("w.pth")).check().is_ok());
-        let err = config(v3, 0.75, Some("w.pth")).check().expect_err("refused").to_string();
-        assert!(err.contains("--pretrained w.pth") && err.contains("--width 0.75"), "{err}");
-        assert_eq!(err.lines().count(), 1);
-        let err = config(Backbone::MobilenetV2, 0.5, None).check().expect_err("refused");
-        assert!(err.to_string().contains("mobilenet-v3-small only"), "{err}");
-        assert!(config(v3, 0.0, None).check().is_err());
-    }
-
-    #[test]
-    fn width_is_saved_and_old_configurations_read_as_width_one() {
-        let cfg = config(Backbone::MobilenetV3Small, 0.75, None);
-        let json = serde_json::to_value(&cfg).expect("JSON");
-        assert_eq!(json["width"], 0.75);
-        let mut old = json.clone();
-        old.as_object_mut().expect("object").remove("width");
-        let back: TrainConfig = serde_json::from_value(old).expect("a configuration");
-        assert_eq!(back.width, 1.0);
-    }
 }

@@ -7,8 +7,9 @@
 //! configuration, the epoch, the history and the best epoch). Only the latest epoch's files and
 //! the best epoch's model are kept.
 
-use crate::model::Net;
-use crate::train::{EpochStats, TrainConfig};
+use super::config::{EpochStats, TrainConfig};
+use crate::nets::Net;
+use crate::resume::changed_settings;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
@@ -20,11 +21,6 @@ use std::path::{Path, PathBuf};
 /// The checkpoint folder inside a run folder.
 pub const DIR: &str = "checkpoints";
 const STATE: &str = "state.json";
-
-/// Settings a resumed run may change: they do not alter what the run trains (`epochs` only
-/// extends it; `out`, the run folder, and `cache` are places; `backend` and `device` are the same
-/// arithmetic elsewhere, up to rounding; `threshold_rule` only reads the validation scores after).
-pub const RESUMABLE: [&str; 6] = ["epochs", "backend", "device", "out", "cache", "threshold_rule"];
 
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -118,7 +114,7 @@ impl Checkpoints {
             best_epoch,
             history: exact_floats(serde_json::to_value(history)?),
         };
-        crate::faces::write_atomically(&self.state_path(), |tmp| {
+        crate::files::write_atomically(&self.state_path(), |tmp| {
             Ok(std::fs::write(tmp, serde_json::to_string_pretty(&state)?)?)
         })?;
         // Now that state.json names the new files, the older ones can go.
@@ -135,7 +131,7 @@ impl Checkpoints {
         Ok(())
     }
 
-    /// The latest checkpoint, checked against `cfg` (which may differ only in `RESUMABLE`
+    /// The latest checkpoint, checked against `cfg` (which may differ only in `resume::RESUMABLE`
     /// settings). `device` is the training (autodiff) device, `plain` its inner device.
     pub fn restore(&self, cfg: &TrainConfig, device: &Device, plain: &Device) -> Result<Restored> {
         let path = self.state_path();
@@ -197,31 +193,6 @@ impl Checkpoints {
         model.load_from(&mut store).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
         Ok(model)
     }
-}
-
-/// The settings (by field name, with both values) in which `a` and `b` differ, leaving out the
-/// `RESUMABLE` ones. Nested configurations are compared field by field; their field names are
-/// unique, so a name alone says which setting differs.
-pub fn changed_settings<T: Serialize>(a: &T, b: &T) -> Result<Vec<(String, Value, Value)>> {
-    fn walk(a: &Value, b: &Value, name: &str, out: &mut Vec<(String, Value, Value)>) {
-        match (a, b) {
-            // A resumable setting may change as a whole, whatever its shape.
-            _ if RESUMABLE.contains(&name) => {}
-            (Value::Object(a), Value::Object(b)) => {
-                for (key, va) in a {
-                    walk(va, b.get(key).unwrap_or(&Value::Null), key, out);
-                }
-                for (key, vb) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
-                    walk(&Value::Null, vb, key, out);
-                }
-            }
-            _ if a != b => out.push((name.to_string(), a.clone(), b.clone())),
-            _ => {}
-        }
-    }
-    let mut out = vec![];
-    walk(&serde_json::to_value(a)?, &serde_json::to_value(b)?, "", &mut out);
-    Ok(out)
 }
 
 /// serde_json reads decimals with a fast parser that can be one unit in the last place off, so a

@@ -1,0 +1,47 @@
+//! `trainer`: train the REAL/FAKE classifier on folders of face photos and export it for `edge`
+//! (the command without a subcommand), or score a model on labelled folders (`trainer eval`).
+//! This file only wires: parse, dispatch, exit code.
+
+mod eval;
+mod train;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "trainer",
+    version,
+    about = "Train the deepfake-edge REAL/FAKE face classifier and export it as ONNX and TFLite",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: train::TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Score a classifier on labelled folders: ROC AUC, EER, AP, accuracy and false alarms at its
+    /// threshold, per folder and pooled, with every face's p(FAKE) in a CSV.
+    Eval(eval::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let result = match cli.command {
+        Some(Command::Eval(args)) => eval::run_command(args),
+        None => train::run_command(cli.train, &matches),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trainer: {}", edge::error::one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}

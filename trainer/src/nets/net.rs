@@ -1,0 +1,47 @@
+//! The classifier network of either backbone, as training, checkpoints and the export see it.
+
+use super::mobilenet_v2::MobileNetV2;
+use super::mobilenet_v3::MobileNetV3;
+use burn::prelude::*;
+
+/// The backbones the trainer can train.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backbone {
+    MobilenetV3Small,
+    MobilenetV2,
+}
+
+/// A classifier network of either backbone.
+// Both variants are similarly large (~1.5 kB of layer handles) and a run holds a few: no boxing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Net {
+    V3(MobileNetV3),
+    V2(MobileNetV2),
+}
+
+impl Net {
+    /// A fresh network; `width` is MobileNetV3-Small's width multiplier (MobileNetV2 is built at
+    /// width 1 only, which `TrainConfig::check` enforces).
+    pub fn new(backbone: Backbone, width: f64, device: &Device) -> Net {
+        match backbone {
+            Backbone::MobilenetV3Small => Net::V3(MobileNetV3::with_width(width, device)),
+            Backbone::MobilenetV2 => Net::V2(MobileNetV2::new(1, device)),
+        }
+    }
+
+    /// Logits of FAKE, `[batch]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+        match self {
+            Net::V3(m) => m.forward(x),
+            Net::V2(m) => {
+                let logits = m.forward(x);
+                let [n, _] = logits.dims();
+                logits.reshape([n])
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! What one training is set to do (saved with the run and its checkpoints), and the statistics
+//! each epoch leaves.
+
+use super::backend::{Adapter, Backend};
+use crate::nets::Backbone;
+use anyhow::{bail, ensure, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub input_size: u32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    pub backbone: Backbone,
+    /// MobileNetV3-Small's width multiplier (torchvision's `width_mult`); 1 for MobileNetV2.
+    #[serde(default = "width_one")]
+    pub width: f64,
+    #[serde(default)]
+    pub backend: Backend,
+    /// The adapter of a GPU backend.
+    #[serde(default)]
+    pub device: Adapter,
+    /// torchvision ImageNet checkpoint to start from, of the backbone's architecture.
+    pub pretrained: Option<std::path::PathBuf>,
+    /// Add one self-blended fake per real face per epoch.
+    pub sbi: bool,
+    /// Colour and brightness change of the self-blended fakes (1: the paper's range).
+    pub sbi_strength: f32,
+    pub augment: bool,
+}
+
+fn width_one() -> f64 {
+    1.0
+}
+
+impl TrainConfig {
+    /// Refuses settings no network can be built or started with.
+    pub fn check(&self) -> Result<()> {
+        ensure!(
+            self.width.is_finite() && self.width > 0.0,
+            "--width {} is not a positive multiplier",
+            self.width
+        );
+        if self.width != 1.0 {
+            ensure!(
+                self.backbone == Backbone::MobilenetV3Small,
+                "--width {} is for mobilenet-v3-small only; mobilenet-v2 is built at width 1",
+                self.width
+            );
+            if let Some(path) = &self.pretrained {
+                bail!(
+                    "--pretrained {} holds width-1 weights: it cannot start a --width {} network",
+                    path.display(),
+                    self.width
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub val_auc: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(backbone: Backbone, width: f64, pretrained: Option<&str>) -> TrainConfig {
+        TrainConfig {
+            input_size: 64,
+            epochs: 1,
+            batch_size: 4,
+            lr: 1e-3,
+            seed: 1,
+            backbone,
+            width,
+            backend: Backend::Flex,
+            device: Default::default(),
+            pretrained: pretrained.map(Into::into),
+            sbi: true,
+            sbi_strength: 1.0,
+            augment: true,
+        }
+    }
+
+    #[test]
+    fn width_is_checked_against_backbone_and_start() {
+        let v3 = Backbone::MobilenetV3Small;
+        assert!(config(v3, 0.75, None).check().is_ok());
+        assert!(config(v3, 1.0, Some("w.pth")).check().is_ok());
+        let err = config(v3, 0.75, Some("w.pth")).check().expect_err("refused").to_string();
+        assert!(err.contains("--pretrained w.pth") && err.contains("--width 0.75"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        let err = config(Backbone::MobilenetV2, 0.5, None).check().expect_err("refused");
+        assert!(err.to_string().contains("mobilenet-v3-small only"), "{err}");
+        assert!(config(v3, 0.0, None).check().is_err());
+    }
+
+    #[test]
+    fn width_is_saved_and_old_configurations_read_as_width_one() {
+        let cfg = config(Backbone::MobilenetV3Small, 0.75, None);
+        let json = serde_json::to_value(&cfg).expect("JSON");
+        assert_eq!(json["width"], 0.75);
+        let mut old = json.clone();
+        old.as_object_mut().expect("object").remove("width");
+        let back: TrainConfig = serde_json::from_value(old).expect("a configuration");
+        assert_eq!(back.width, 1.0);
+    }
+}

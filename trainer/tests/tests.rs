@@ -1,0 +1,9 @@
+//! The integration tests of `trainer`, one binary (one link of burn and tract) with a module per
+//! area; `support` holds the helpers they share.
+
+mod end_to_end;
+mod eval;
+mod learning;
+mod pretrained;
+mod support;
+mod wgpu;

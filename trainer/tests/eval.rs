@@ -44,16 +44,21 @@ struct Row {
     face: usize,
     fake: bool,
     p_fake: f32,
+    jpeg_quality: f64,
+    face_size: f32,
 }
 
 fn read_csv(path: &Path) -> Vec<Row> {
     let text = std::fs::read_to_string(path).expect("faces.csv");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("root,file,face,x0,y0,x1,y1,label,p_fake"));
+    assert_eq!(
+        lines.next(),
+        Some("root,file,face,x0,y0,x1,y1,label,p_fake,sharpness,jpeg_quality,face_size,brightness")
+    );
     lines
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
-            assert_eq!(f.len(), 9, "{line}");
+            assert_eq!(f.len(), 13, "{line}");
             Row {
                 file: PathBuf::from(f[1]),
                 face: f[2].parse().expect("face"),
@@ -63,18 +68,21 @@ fn read_csv(path: &Path) -> Vec<Row> {
                     other => panic!("label {other}"),
                 },
                 p_fake: f[8].parse().expect("p_fake"),
+                jpeg_quality: f[10].parse().expect("jpeg_quality"),
+                face_size: f[11].parse().expect("face_size"),
             }
         })
         .collect()
 }
 
-/// AUC as the Mann-Whitney statistic: the share of (fake, real) pairs ranked right, ties half.
-fn pairwise_auc(rows: &[Row]) -> f64 {
+/// AUC of `score` as the Mann-Whitney statistic: the share of (fake, real) pairs ranked right,
+/// ties half.
+fn pairwise_auc(rows: &[Row], score: impl Fn(&Row) -> f32) -> f64 {
     let (mut right, mut pairs) = (0.0, 0.0);
     for f in rows.iter().filter(|r| r.fake) {
         for r in rows.iter().filter(|r| !r.fake) {
             pairs += 1.0;
-            right += match f.p_fake.total_cmp(&r.p_fake) {
+            right += match score(f).total_cmp(&score(r)) {
                 std::cmp::Ordering::Greater => 1.0,
                 std::cmp::Ordering::Equal => 0.5,
                 std::cmp::Ordering::Less => 0.0,
@@ -181,7 +189,7 @@ fn eval_scores_as_edge_does_and_its_figures_follow_from_its_csv() {
         let got = pooled[key].as_f64().unwrap_or_else(|| panic!("{key}: {pooled}"));
         assert!((got - want).abs() < 1e-9, "{key}: {got} against {want}");
     };
-    near("auc", pairwise_auc(&rows));
+    near("auc", pairwise_auc(&rows, |r| r.p_fake));
     near("average_precision", mean_precision_at_fakes(&rows));
     near("eer", brute_force_eer(&rows));
     let threshold = summary["threshold"].as_f64().expect("threshold") as f32;
@@ -192,13 +200,26 @@ fn eval_scores_as_edge_does_and_its_figures_follow_from_its_csv() {
     let right = called(true) + (reals - called(false));
     near("accuracy", right as f64 / rows.len() as f64);
     assert_eq!(pooled["real_faces"], reals);
+    // The shortcut audit: four cues, the face size's AUC as the CSV gives it; JPEG files have a
+    // quality below 100, lossless ones (PNG, PPM) count as 100.
+    let audit = summary["shortcut_audit"].as_array().expect("an audit with both classes");
+    let cues: Vec<&str> = audit.iter().filter_map(|a| a["cue"].as_str()).collect();
+    assert_eq!(cues, ["sharpness", "jpeg_quality", "face_size", "brightness"]);
+    let size_auc = audit[2]["auc"].as_f64().expect("auc");
+    assert!((size_auc - pairwise_auc(&rows, |r| r.face_size)).abs() < 1e-9, "{size_auc}");
+    for row in &rows {
+        let jpeg = row.file.extension().is_some_and(|e| e == "jpg");
+        assert_eq!(row.jpeg_quality < 100.0, jpeg, "{}: {}", row.file.display(), row.jpeg_quality);
+    }
     for chart in ["roc.png", "pr.png", "scores.png"] {
         let img = image::open(out.join(chart)).unwrap_or_else(|e| panic!("{chart}: {e}"));
         assert_eq!((img.width(), img.height()), (640, 420), "{chart}");
     }
     let md = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
     assert!(
-        md.contains("| ROC AUC |") && md.contains("Images without a face: 1; unreadable: 1"),
+        md.contains("| ROC AUC |")
+            && md.contains("## Shortcut audit")
+            && md.contains("Images without a face: 1; unreadable: 1"),
         "{md}"
     );
 }

@@ -5,6 +5,7 @@
 
 use super::metrics::{auc, average_precision, eer, pr_curve, roc, Confusion};
 use super::plot;
+use super::shortcuts::{self, CueAudit, Cues};
 use crate::data::folders::class_folders;
 use anyhow::{bail, Context, Result};
 use edge::infer::classify::Label;
@@ -40,6 +41,8 @@ pub struct ScoredFace {
     pub bbox: [f32; 4],
     pub label: Label,
     pub p_fake: f32,
+    /// Trivial properties of the face, for the shortcut audit.
+    pub cues: Cues,
 }
 
 /// The figures of one set of faces. Those that need both classes are `None` without one.
@@ -96,6 +99,8 @@ pub struct Evaluation {
     /// Per root, in `--data` order: (root, its figures).
     pub roots: Vec<(PathBuf, Figures)>,
     pub pooled: Figures,
+    /// The pooled faces' shortcut audit (`None` with one class only).
+    pub audit: Option<Vec<CueAudit>>,
     /// Images in which the detector found no face (counted, never silently dropped).
     pub no_face: Vec<PathBuf>,
     /// Images that could not be read or decoded, with the cause.
@@ -136,6 +141,7 @@ pub fn evaluate(cfg: &EvalConfig, mut progress: impl FnMut(&str)) -> Result<Eval
         faces: vec![],
         roots: vec![],
         pooled: Figures::of(&[], threshold),
+        audit: None,
         no_face: vec![],
         unreadable: vec![],
     };
@@ -144,9 +150,13 @@ pub fn evaluate(cfg: &EvalConfig, mut progress: impl FnMut(&str)) -> Result<Eval
         if n > 0 && n % 100 == 0 {
             progress(&format!("eval: {n} of {total} images, {} faces", eval.faces.len()));
         }
-        let report = listed.and_then(|()| pipeline.analyse_file(&path).map(|(report, _)| report));
-        let faces = match report {
-            Ok(report) => report.faces,
+        let analysed = listed.and_then(|()| {
+            let bytes = std::fs::read(&path).context("cannot read")?;
+            let (report, img) = pipeline.analyse_file(&path)?;
+            Ok((report, img, bytes))
+        });
+        let (faces, img, bytes) = match analysed {
+            Ok((report, img, bytes)) => (report.faces, img, bytes),
             Err(e) => {
                 eval.unreadable.push((path, edge::error::one_line(&e)));
                 continue;
@@ -168,6 +178,10 @@ pub fn evaluate(cfg: &EvalConfig, mut progress: impl FnMut(&str)) -> Result<Eval
         }
         for (face, report) in chosen {
             let p_fake = report.p_fake.context("the pipeline has a classifier")?;
+            let [x0, y0, x1, y1] = report.bbox;
+            let bbox = edge::BBox { x0, y0, x1, y1 };
+            let crop = edge::infer::crop::face(&img, &bbox, pipeline.margin, pipeline.crop_size());
+            let cues = Cues::of(&crop, report.bbox, &bytes);
             eval.faces.push(ScoredFace {
                 root,
                 file: path.clone(),
@@ -175,6 +189,7 @@ pub fn evaluate(cfg: &EvalConfig, mut progress: impl FnMut(&str)) -> Result<Eval
                 bbox: report.bbox,
                 label,
                 p_fake,
+                cues,
             });
         }
     }
@@ -190,6 +205,10 @@ pub fn evaluate(cfg: &EvalConfig, mut progress: impl FnMut(&str)) -> Result<Eval
         eval.roots.push((root.clone(), Figures::of(&faces, threshold)));
     }
     eval.pooled = Figures::of(&eval.faces.iter().collect::<Vec<_>>(), threshold);
+    let cues: Vec<Cues> = eval.faces.iter().map(|f| f.cues).collect();
+    let p: Vec<f32> = eval.faces.iter().map(|f| f.p_fake).collect();
+    let fake: Vec<bool> = eval.faces.iter().map(|f| f.label == Label::Fake).collect();
+    eval.audit = eval.pooled.auc.and_then(|auc| shortcuts::audit(&cues, &p, &fake, auc));
     Ok(eval)
 }
 
@@ -200,16 +219,23 @@ fn area(face: &FaceReport) -> f32 {
 
 /// `faces.csv`: one line per scored face, so anyone can recompute every figure.
 pub fn faces_csv(eval: &Evaluation) -> String {
-    let mut csv = String::from("root,file,face,x0,y0,x1,y1,label,p_fake\n");
+    let mut csv = String::from(
+        "root,file,face,x0,y0,x1,y1,label,p_fake,sharpness,jpeg_quality,face_size,brightness\n",
+    );
     for f in &eval.faces {
         let [x0, y0, x1, y1] = f.bbox;
+        let c = f.cues;
         csv.push_str(&format!(
-            "{},{},{},{x0:.1},{y0:.1},{x1:.1},{y1:.1},{},{}\n",
+            "{},{},{},{x0:.1},{y0:.1},{x1:.1},{y1:.1},{},{},{:.2},{:.1},{:.1},{:.2}\n",
             f.root,
             csv_field(&f.file.display().to_string()),
             f.face,
             label_name(f.label),
-            f.p_fake
+            f.p_fake,
+            c.sharpness,
+            c.jpeg_quality,
+            c.face_size,
+            c.brightness
         ));
     }
     csv
@@ -246,6 +272,7 @@ pub fn write(eval: &Evaluation, out: &Path) -> Result<()> {
         threshold: f32,
         all_faces: bool,
         pooled: &'a Figures,
+        shortcut_audit: &'a Option<Vec<CueAudit>>,
         roots: Vec<(&'a Path, &'a Figures)>,
         no_face: &'a [PathBuf],
         unreadable: &'a [(PathBuf, String)],
@@ -255,6 +282,7 @@ pub fn write(eval: &Evaluation, out: &Path) -> Result<()> {
         threshold: eval.threshold,
         all_faces: eval.all_faces,
         pooled: &eval.pooled,
+        shortcut_audit: &eval.audit,
         roots: eval.roots.iter().map(|(r, f)| (r.as_path(), f)).collect(),
         no_face: &eval.no_face,
         unreadable: &eval.unreadable,
@@ -349,11 +377,39 @@ pub fn markdown(eval: &Evaluation) -> String {
     if eval.pooled.auc.is_none() {
         md.push_str("\nOnly one class was found: ROC AUC, EER and AP are undefined.\n");
     }
+    if let Some(audit) = &eval.audit {
+        md.push_str(&audit_markdown(audit, eval.pooled.auc.unwrap_or(0.5)));
+    }
     md.push_str(&format!(
         "\nImages without a face: {}; unreadable: {} (both listed in `summary.json`). Every face with \
          its p(FAKE): `faces.csv`.\n",
         eval.no_face.len(),
         eval.unreadable.len()
     ));
+    md
+}
+
+/// The shortcut audit's table, and a warning when a cue is flagged.
+fn audit_markdown(audit: &[CueAudit], model_auc: f64) -> String {
+    let mut md = format!(
+        "\n## Shortcut audit\n\nTrivial properties of the same faces as FAKE scores (AUC below 0.5: \
+         fakes have less of it), and Spearman's rank correlation of the model's p(FAKE) with each. The \
+         model's AUC is {model_auc:.4}.\n\n| cue | AUC | correlation | |\n| --- | ---: | ---: | --- |\n"
+    );
+    for a in audit {
+        let flag = if a.flagged { "**flagged**" } else { "" };
+        md.push_str(&format!("| {} | {:.4} | {:+.3} | {flag} |\n", a.cue, a.auc, a.correlation));
+    }
+    let flagged: Vec<&str> = audit.iter().filter(|a| a.flagged).map(|a| a.cue).collect();
+    if !flagged.is_empty() {
+        md.push_str(&format!(
+            "\n**Warning:** flagged: {}. Each is as good a FAKE score as the model (its AUC either \
+             way round within {} of the model's) or the model's score follows it (|correlation| ≥ \
+             {}): on this data the model is not shown to be a detector.\n",
+            flagged.join(", "),
+            shortcuts::MATCH_MARGIN,
+            shortcuts::TRACKING
+        ));
+    }
     md
 }

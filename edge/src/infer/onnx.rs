@@ -109,3 +109,16 @@ pub fn model(graph: pb::GraphProto, opset: i64, producer: &str, meta: &str) -> V
     }
     .encode_to_vec()
 }
+
+/// The serialised model `onnx` with its metadata (under [`META_KEY`]) replaced by `meta`, or added;
+/// everything else is kept as it was. Fails when `onnx` is not an ONNX model.
+pub fn with_meta(onnx: &[u8], meta: &str) -> anyhow::Result<Vec<u8>> {
+    let mut model =
+        pb::ModelProto::decode(onnx).map_err(|e| anyhow::anyhow!("not an ONNX model: {e}"))?;
+    anyhow::ensure!(model.graph.is_some(), "not an ONNX model: no graph");
+    model.metadata_props.retain(|p| p.key != META_KEY);
+    model
+        .metadata_props
+        .push(pb::StringStringEntryProto { key: META_KEY.into(), value: meta.into() });
+    Ok(model.encode_to_vec())
+}

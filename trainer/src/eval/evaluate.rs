@@ -134,65 +134,18 @@ pub fn evaluate(cfg: &EvalConfig, mut progress: impl FnMut(&str)) -> Result<Eval
             }
         }
     }
+    let scored = score(&pipeline, images, cfg.all_faces, &mut progress)?;
     let mut eval = Evaluation {
         model: cfg.model.clone(),
         threshold,
         all_faces: cfg.all_faces,
-        faces: vec![],
+        faces: scored.faces,
         roots: vec![],
         pooled: Figures::of(&[], threshold),
         audit: None,
-        no_face: vec![],
-        unreadable: vec![],
+        no_face: scored.no_face,
+        unreadable: scored.unreadable,
     };
-    let total = images.len();
-    for (n, (root, path, listed, label)) in images.into_iter().enumerate() {
-        if n > 0 && n % 100 == 0 {
-            progress(&format!("eval: {n} of {total} images, {} faces", eval.faces.len()));
-        }
-        let analysed = listed.and_then(|()| {
-            let bytes = std::fs::read(&path).context("cannot read")?;
-            let (report, img) = pipeline.analyse_file(&path)?;
-            Ok((report, img, bytes))
-        });
-        let (faces, img, bytes) = match analysed {
-            Ok((report, img, bytes)) => (report.faces, img, bytes),
-            Err(e) => {
-                eval.unreadable.push((path, edge::error::one_line(&e)));
-                continue;
-            }
-        };
-        let chosen: Vec<(usize, FaceReport)> = if cfg.all_faces {
-            faces.into_iter().enumerate().collect()
-        } else {
-            faces
-                .into_iter()
-                .enumerate()
-                .max_by(|a, b| area(&a.1).total_cmp(&area(&b.1)))
-                .into_iter()
-                .collect()
-        };
-        if chosen.is_empty() {
-            eval.no_face.push(path);
-            continue;
-        }
-        for (face, report) in chosen {
-            let p_fake = report.p_fake.context("the pipeline has a classifier")?;
-            let [x0, y0, x1, y1] = report.bbox;
-            let bbox = edge::BBox { x0, y0, x1, y1 };
-            let crop = edge::infer::crop::face(&img, &bbox, pipeline.margin, pipeline.crop_size());
-            let cues = Cues::of(&crop, report.bbox, &bytes);
-            eval.faces.push(ScoredFace {
-                root,
-                file: path.clone(),
-                face,
-                bbox: report.bbox,
-                label,
-                p_fake,
-                cues,
-            });
-        }
-    }
     if eval.faces.is_empty() {
         bail!(
             "no face to score: {} images without a face, {} unreadable",
@@ -210,6 +163,75 @@ pub fn evaluate(cfg: &EvalConfig, mut progress: impl FnMut(&str)) -> Result<Eval
     let fake: Vec<bool> = eval.faces.iter().map(|f| f.label == Label::Fake).collect();
     eval.audit = eval.pooled.auc.and_then(|auc| shortcuts::audit(&cues, &p, &fake, auc));
     Ok(eval)
+}
+
+/// The faces of a set of images, and the images that gave none.
+pub struct Scored {
+    pub faces: Vec<ScoredFace>,
+    pub no_face: Vec<PathBuf>,
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// One image to score: its root's index, its path (or why it could not be listed), its label.
+pub type Image = (usize, PathBuf, Result<()>, Label);
+
+/// Runs each image through `pipeline`, keeping the largest face (or every face), with its cues.
+pub fn score(
+    pipeline: &Pipeline,
+    images: Vec<Image>,
+    all_faces: bool,
+    progress: &mut impl FnMut(&str),
+) -> Result<Scored> {
+    let mut scored = Scored { faces: vec![], no_face: vec![], unreadable: vec![] };
+    let total = images.len();
+    for (n, (root, path, listed, label)) in images.into_iter().enumerate() {
+        if n > 0 && n % 100 == 0 {
+            progress(&format!("{n} of {total} images, {} faces", scored.faces.len()));
+        }
+        let analysed = listed.and_then(|()| {
+            let bytes = std::fs::read(&path).context("cannot read")?;
+            let (report, img) = pipeline.analyse_file(&path)?;
+            Ok((report, img, bytes))
+        });
+        let (faces, img, bytes) = match analysed {
+            Ok((report, img, bytes)) => (report.faces, img, bytes),
+            Err(e) => {
+                scored.unreadable.push((path, edge::error::one_line(&e)));
+                continue;
+            }
+        };
+        let chosen: Vec<(usize, FaceReport)> = if all_faces {
+            faces.into_iter().enumerate().collect()
+        } else {
+            faces
+                .into_iter()
+                .enumerate()
+                .max_by(|a, b| area(&a.1).total_cmp(&area(&b.1)))
+                .into_iter()
+                .collect()
+        };
+        if chosen.is_empty() {
+            scored.no_face.push(path);
+            continue;
+        }
+        for (face, report) in chosen {
+            let p_fake = report.p_fake.context("the pipeline has a classifier")?;
+            let [x0, y0, x1, y1] = report.bbox;
+            let bbox = edge::BBox { x0, y0, x1, y1 };
+            let crop = edge::infer::crop::face(&img, &bbox, pipeline.margin, pipeline.crop_size());
+            let cues = Cues::of(&crop, report.bbox, &bytes);
+            scored.faces.push(ScoredFace {
+                root,
+                file: path.clone(),
+                face,
+                bbox: report.bbox,
+                label,
+                p_fake,
+                cues,
+            });
+        }
+    }
+    Ok(scored)
 }
 
 fn area(face: &FaceReport) -> f32 {

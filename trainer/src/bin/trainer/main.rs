@@ -2,6 +2,7 @@
 //! (the command without a subcommand), or score a model on labelled folders (`trainer eval`).
 //! This file only wires: parse, dispatch, exit code.
 
+mod calibrate;
 mod eval;
 mod train;
 
@@ -28,6 +29,9 @@ enum Command {
     /// Score a classifier on labelled folders: ROC AUC, EER, AP, accuracy and false alarms at its
     /// threshold, per folder and pooled, with every face's p(FAKE) in a CSV.
     Eval(eval::EvalArgs),
+    /// Set a classifier's threshold on real faces of your own, so that at most the given share of
+    /// them is called FAKE, and write it into the model's metadata (edge uses it with no flag).
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Some(Command::Eval(args)) => eval::run_command(args),
+        Some(Command::Calibrate(args)) => calibrate::run_command(args),
         None => train::run_command(cli.train, &matches),
     };
     match result {

@@ -1,6 +1,7 @@
 //! `trainer calibrate --model M --real DIR... --max-false-alarm RATE [--out M2]`: the threshold set
 //! on real faces of the site (`trainer::eval::calibrate`).
 
+use crate::faces::FaceArgs;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -20,33 +21,20 @@ pub struct CalibrateArgs {
     /// Write the calibrated model here [default: in place, the original kept as <model>.bak].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Use every face of an image [default: only the largest].
-    #[arg(long)]
-    all_faces: bool,
-    /// Face detector file [default: <models>/face_detection_full_range.tflite].
-    #[arg(long, value_name = "PATH")]
-    detector: Option<PathBuf>,
-    /// Folder of the detector files.
-    #[arg(long, env = "EDGE_MODELS", default_value = "models", value_name = "DIR")]
-    models: PathBuf,
-    #[arg(long, default_value_t = edge::infer::crop::DEFAULT_MARGIN)]
-    margin: f32,
-    #[arg(long, default_value_t = edge::DetectorConfig::default().min_score)]
-    min_score: f32,
+    #[command(flatten)]
+    faces: FaceArgs,
 }
 
 pub fn run_command(args: CalibrateArgs) -> Result<()> {
     let cfg = CalibrateConfig {
-        detector: args
-            .detector
-            .unwrap_or_else(|| args.models.join(edge::infer::model_files::FULL_RANGE_FILE)),
+        detector: args.faces.detector(),
         model: args.model,
         real: args.real,
         max_false_alarm: args.max_false_alarm,
         out: args.out,
-        margin: args.margin,
-        min_score: args.min_score,
-        all_faces: args.all_faces,
+        margin: args.faces.margin,
+        min_score: args.faces.min_score,
+        all_faces: args.faces.all_faces,
     };
     let c = calibrate(&cfg, |line| eprintln!("calibrate: {line}"))?;
     for (path, cause) in &c.unreadable {

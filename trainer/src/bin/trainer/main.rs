@@ -4,6 +4,7 @@
 
 mod calibrate;
 mod eval;
+mod faces;
 mod train;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};

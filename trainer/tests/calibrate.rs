@@ -1,28 +1,10 @@
 //! `trainer calibrate` on the fetched photos' real faces with the default classifier, then the
 //! real `edge` binary on the same photos with the calibrated model and no flag.
 
-use crate::support::{root, run_folder_with};
+use crate::support::{root, run_folder_with, PHOTOS_WITH_FACES};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-/// Every fetched photo with faces (35 faces in 13 photos) and one without.
-const PHOTOS: [&str; 14] = [
-    "astronaut.png",
-    "lenna.png",
-    "einstein.jpg",
-    "takeo.ppm",
-    "tongue.jpg",
-    "breakingbad.jpg",
-    "t1.jpg",
-    "sample1.jpg",
-    "sample2.jpg",
-    "sample3.jpg",
-    "sample4.jpg",
-    "sample5.jpg",
-    "sample6.jpg",
-    "chelsea.png",
-];
 
 fn calibrate(model: &Path, real: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_trainer"))
@@ -63,7 +45,9 @@ fn edge_labels(model: &Path, dir: &Path) -> (usize, usize) {
 
 #[test]
 fn a_calibrated_model_calls_at_most_the_share_asked_fake_in_edge() {
-    let tmp = run_folder_with("trainer-calibrate", &PHOTOS);
+    // Every photo with a face (35 faces) and one without.
+    let photos: Vec<&str> = PHOTOS_WITH_FACES.iter().copied().chain(["chelsea.png"]).collect();
+    let tmp = run_folder_with("trainer-calibrate", &photos);
     let real = tmp.join("data/real");
     let calibrated = tmp.join("calibrated.onnx");
     let run = calibrate(

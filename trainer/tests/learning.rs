@@ -1,7 +1,7 @@
 //! The trainer learns: from ImageNet-pretrained MobileNetV2, real faces against strongly
 //! self-blended fakes, scored on faces of photos it never trained on (the split is by photo).
 
-use crate::support::{root, run_folder_with};
+use crate::support::{root, run_folder_with, PHOTOS_WITH_FACES};
 use trainer::data::faces::NoFace;
 use trainer::nets::Backbone;
 use trainer::run::{run, RunConfig};
@@ -9,23 +9,7 @@ use trainer::train::TrainConfig;
 
 #[test]
 fn pretrained_mobilenet_v2_tells_strong_self_blends_from_real_faces_on_held_out_photos() {
-    // Every fetched photo with faces (35 faces in 13 photos); coffee.png and chelsea.png have none.
-    let photos = [
-        "astronaut.png",
-        "breakingbad.jpg",
-        "einstein.jpg",
-        "lenna.png",
-        "sample1.jpg",
-        "sample2.jpg",
-        "sample3.jpg",
-        "sample4.jpg",
-        "sample5.jpg",
-        "sample6.jpg",
-        "t1.jpg",
-        "takeo.ppm",
-        "tongue.jpg",
-    ];
-    let tmp = run_folder_with("trainer-learning", &photos);
+    let tmp = run_folder_with("trainer-learning", &PHOTOS_WITH_FACES);
     let pretrained = root().join("models/mobilenet_v2-b0353104.pth");
     assert!(pretrained.is_file(), "run models/fetch first");
     let cfg = RunConfig {

@@ -7,6 +7,23 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
+/// Every fetched photo with a face: 35 faces in 13 photos (coffee.png and chelsea.png have none).
+pub const PHOTOS_WITH_FACES: [&str; 13] = [
+    "astronaut.png",
+    "breakingbad.jpg",
+    "einstein.jpg",
+    "lenna.png",
+    "sample1.jpg",
+    "sample2.jpg",
+    "sample3.jpg",
+    "sample4.jpg",
+    "sample5.jpg",
+    "sample6.jpg",
+    "t1.jpg",
+    "takeo.ppm",
+    "tongue.jpg",
+];
+
 pub fn photo(name: &str) -> PathBuf {
     let path = root().join("edge/tests/data").join(name);
     assert!(path.is_file(), "{} is missing: run models/fetch first", path.display());

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use image::{ImageDecoder, ImageReader, Limits, RgbImage};
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Cursor, Seek};
 use std::path::Path;
 
 /// Largest accepted width or height. Camera and phone photos are far below it; a file claiming
@@ -19,8 +19,19 @@ pub fn open(path: &Path) -> Result<RgbImage> {
     if len == 0 {
         bail!("empty file");
     }
-    let mut reader =
-        ImageReader::new(BufReader::new(file)).with_guessed_format().context("cannot read")?;
+    decode(ImageReader::new(BufReader::new(file)))
+}
+
+/// Decodes an image file already read into memory, as [`open`] decodes the file.
+pub fn from_memory(bytes: &[u8]) -> Result<RgbImage> {
+    if bytes.is_empty() {
+        bail!("empty file");
+    }
+    decode(ImageReader::new(Cursor::new(bytes)))
+}
+
+fn decode<R: BufRead + Seek>(reader: ImageReader<R>) -> Result<RgbImage> {
+    let mut reader = reader.with_guessed_format().context("cannot read")?;
     if reader.format().is_none() {
         bail!("not an image (unrecognised content)");
     }

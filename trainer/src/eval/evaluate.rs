@@ -188,13 +188,15 @@ pub fn score(
         if n > 0 && n % 100 == 0 {
             progress(&format!("{n} of {total} images, {} faces", scored.faces.len()));
         }
+        // The file is read once: decoded from memory, and its header kept for the JPEG cue.
         let analysed = listed.and_then(|()| {
             let bytes = std::fs::read(&path).context("cannot read")?;
-            let (report, img) = pipeline.analyse_file(&path)?;
-            Ok((report, img, bytes))
+            let img = edge::input::decode::from_memory(&bytes)?;
+            let faces = pipeline.analyse(&img, &mut edge::Timings::default())?;
+            Ok((faces, img, bytes))
         });
         let (faces, img, bytes) = match analysed {
-            Ok((report, img, bytes)) => (report.faces, img, bytes),
+            Ok(analysed) => analysed,
             Err(e) => {
                 scored.unreadable.push((path, edge::error::one_line(&e)));
                 continue;

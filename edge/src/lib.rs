@@ -8,7 +8,8 @@
 //! - [`infer`]: the models through tract, detect → crop → classify;
 //! - [`live`]: the real-time loop over a camera or a folder, handing everything to [`live::Sink`]s;
 //! - [`sinks`]: the outputs (stdout lines, snapshots, framebuffer, MQTT);
-//! - [`service`]: systemd readiness, watchdog and signals.
+//! - [`service`]: systemd readiness, watchdog and signals;
+//! - [`output`]: files written whole or not at all.
 //!
 //! The `edge` binary's flags, configuration files and printing live in `src/bin/edge/`.
 
@@ -17,6 +18,7 @@ pub mod geometry;
 pub mod infer;
 pub mod input;
 pub mod live;
+pub mod output;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod sinks;

@@ -425,3 +425,84 @@ fn the_binary_runs_our_depthwise_kernels_where_the_cpu_has_what_they_need() {
         assert_eq!(line.contains(name), ours, "{line}");
     }
 }
+
+/// `edge calibrate` on a folder of frames (real faces, one photo without a face, one corrupt
+/// file), in place on a copy of the default classifier; then `edge --file` with no flag calls
+/// exactly the faces calibrate counted FAKE, and a bad request fails before any model loads.
+#[test]
+fn calibrate_on_the_board_sets_the_threshold_edge_then_uses() {
+    let s = testkit::Scratch::new("calibrate");
+    let frames = s.join("frames");
+    std::fs::create_dir(&frames).expect("frames folder");
+    let photos =
+        ["t1.jpg", "astronaut.png", "einstein.jpg", "sample1.jpg", "sample2.jpg", "coffee.png"];
+    for name in photos {
+        std::fs::copy(photo(name), frames.join(name)).expect("copy photo");
+    }
+    std::fs::write(frames.join("broken.jpg"), b"\xff\xd8\xff\xe0 not a JPEG").expect("write");
+    let model = s.write(
+        "site.onnx",
+        std::fs::read(root().join("models/classifier.onnx")).expect("default classifier"),
+    );
+    let edge = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+        cmd.env("EDGE_MODELS", root().join("models")).args(args);
+        cmd.output().expect("edge runs")
+    };
+    let (model_arg, frames_arg) = (path_str(&model), path_str(&frames));
+
+    let out =
+        edge(&["calibrate", "--model", model_arg, "--dir", frames_arg, "--max-false-alarm", "0.2"]);
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    // Five images with faces, the largest of each: 20 % allows one.
+    let called: usize = stdout
+        .split(" of 5 real faces called FAKE")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in: {stdout}"));
+    assert!(called <= 1, "{stdout}");
+    assert!(stdout.contains("1 images without a face, 1 unreadable"), "{stdout}");
+    assert!(stderr.contains("broken.jpg"), "{stderr}");
+    let backup = s.join("site.bak.onnx");
+    assert_eq!(
+        std::fs::read(&backup).expect("backup"),
+        std::fs::read(root().join("models/classifier.onnx")).expect("model")
+    );
+    let threshold = edge::Classifier::load(&model).expect("calibrated model").meta.threshold;
+    assert!(stdout.starts_with(&format!("threshold {threshold:.4} ")), "{stdout} / {threshold}");
+
+    // edge --file with no --threshold: the largest face of each image is FAKE exactly as often.
+    let out = edge(&["--json", "--model", model_arg, "--file", frames_arg]);
+    let mut fake = 0;
+    for line in json_lines(&out) {
+        let area = |f: &Value| {
+            let b: Vec<f64> =
+                f["box"].as_array().expect("box").iter().filter_map(Value::as_f64).collect();
+            (b[2] - b[0]) * (b[3] - b[1])
+        };
+        let faces = line["faces"].as_array().cloned().unwrap_or_default();
+        if let Some(largest) = faces.iter().max_by(|a, b| area(a).total_cmp(&area(b))) {
+            fake += usize::from(largest["label"] == "FAKE");
+        }
+    }
+    assert_eq!(fake, called);
+
+    // Bad requests: one line naming the cause, exit 2, the model untouched.
+    let before = std::fs::read(&model).expect("model");
+    for (args, cause) in [
+        (vec!["--max-false-alarm", "1"], "--max-false-alarm 1 is not a share"),
+        (vec!["--max-false-alarm", "0.1", "--threshold", "0.5"], "--threshold"),
+        (vec!["--max-false-alarm", "0.1", "--dir", "/nonexistent/frames"], "/nonexistent/frames"),
+    ] {
+        let mut all = vec!["calibrate", "--model", model_arg, "--dir", frames_arg];
+        all.extend(args);
+        let out = edge(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {stderr}");
+        assert!(stderr.contains(cause) && stderr.lines().count() == 1, "{all:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read(&model).expect("model"), before);
+}

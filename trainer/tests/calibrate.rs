@@ -76,7 +76,7 @@ fn a_calibrated_model_calls_at_most_the_share_asked_fake_in_edge() {
     let run = calibrate(&copy, &real, &["--max-false-alarm", "0"]);
     assert!(run.status.success(), "calibrate: {}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(edge_labels(&copy, &real), (35, 0));
-    let backup = std::fs::read(tmp.join("copy.onnx.bak")).expect("backup");
+    let backup = std::fs::read(tmp.join("copy.bak.onnx")).expect("backup");
     assert_eq!(backup, std::fs::read(root().join("models/classifier.onnx")).expect("model"));
 }
 

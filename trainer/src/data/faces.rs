@@ -3,10 +3,11 @@
 //! content hash and the crop settings, so a second run detects nothing again.
 
 use crate::data::folders::Sample;
-use crate::files::{hex, write_atomically};
+use crate::files::hex;
 use anyhow::{Context, Result};
 use edge::infer::crop;
 use edge::input::decode;
+use edge::output::write_atomically;
 use edge::Detector;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};

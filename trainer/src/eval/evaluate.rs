@@ -9,7 +9,6 @@ use super::shortcuts::{self, CueAudit, Cues};
 use crate::data::folders::class_folders;
 use anyhow::{bail, Context, Result};
 use edge::infer::classify::Label;
-use edge::infer::pipeline::FaceReport;
 use edge::input::files::expand_inputs;
 use edge::{DetectorConfig, Pipeline};
 use serde::Serialize;
@@ -173,10 +172,10 @@ pub struct Scored {
 }
 
 /// One image to score: its root's index, its path (or why it could not be listed), its label.
-pub type Image = (usize, PathBuf, Result<()>, Label);
+type Image = (usize, PathBuf, Result<()>, Label);
 
 /// Runs each image through `pipeline`, keeping the largest face (or every face), with its cues.
-pub fn score(
+fn score(
     pipeline: &Pipeline,
     images: Vec<Image>,
     all_faces: bool,
@@ -202,16 +201,7 @@ pub fn score(
                 continue;
             }
         };
-        let chosen: Vec<(usize, FaceReport)> = if all_faces {
-            faces.into_iter().enumerate().collect()
-        } else {
-            faces
-                .into_iter()
-                .enumerate()
-                .max_by(|a, b| area(&a.1).total_cmp(&area(&b.1)))
-                .into_iter()
-                .collect()
-        };
+        let chosen = edge::infer::calibrate::chosen_faces(faces, all_faces);
         if chosen.is_empty() {
             scored.no_face.push(path);
             continue;
@@ -234,11 +224,6 @@ pub fn score(
         }
     }
     Ok(scored)
-}
-
-fn area(face: &FaceReport) -> f32 {
-    let [x0, y0, x1, y1] = face.bbox;
-    (x1 - x0).max(0.0) * (y1 - y0).max(0.0)
 }
 
 /// `faces.csv`: one line per scored face, so anyone can recompute every figure.

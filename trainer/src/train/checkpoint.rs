@@ -114,7 +114,7 @@ impl Checkpoints {
             best_epoch,
             history: exact_floats(serde_json::to_value(history)?),
         };
-        crate::files::write_atomically(&self.state_path(), |tmp| {
+        edge::output::write_atomically(&self.state_path(), |tmp| {
             Ok(std::fs::write(tmp, serde_json::to_string_pretty(&state)?)?)
         })?;
         // Now that state.json names the new files, the older ones can go.

@@ -1,5 +1,5 @@
-//! The command line: `edge`'s flags, `edge bench`'s, the model and live-loop options they share,
-//! and what those resolve to.
+//! The command line: `edge`'s flags, `edge bench`'s and `edge calibrate`'s, the model and live-loop
+//! options they share, and what those resolve to.
 
 use anyhow::Result;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -48,6 +48,29 @@ pub struct Cli {
 pub enum Command {
     /// Time each stage of the pipeline on one image (medians over repeated runs).
     Bench(BenchOptions),
+    /// Set the classifier's threshold on real faces of this site (e.g. frames of the camera's own
+    /// scene), so that at most a chosen share of them is called FAKE.
+    Calibrate(CalibrateOptions),
+}
+
+/// `edge calibrate`.
+#[derive(Args, Debug)]
+pub struct CalibrateOptions {
+    /// Images or folders (searched recursively) of real faces only. Repeat for several.
+    #[arg(long, alias = "real", required = true, num_args = 1.., value_name = "PATH")]
+    pub dir: Vec<PathBuf>,
+    /// The largest share of these real faces the model may call FAKE (e.g. 0.01).
+    #[arg(long, value_name = "RATE")]
+    pub max_false_alarm: f64,
+    /// Write the calibrated model here [default: in place, the original kept as
+    /// <name>.bak.<ext>].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Use every face of an image [default: only the largest, one per image].
+    #[arg(long)]
+    pub all_faces: bool,
+    #[command(flatten)]
+    pub models: ModelOptions,
 }
 
 /// `edge bench`.

@@ -2,6 +2,7 @@
 //! as REAL or FAKE. This file only wires: parse, dispatch to a module per mode, exit code.
 
 mod bench;
+mod calibrate;
 mod cli;
 mod config_file;
 mod files;
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     // Start-up failures are errors (exit 2); `edge --file` makes single inputs that fail exit 1.
     let result = match &cli.command {
         Some(Command::Bench(options)) => bench::run(options),
+        Some(Command::Calibrate(options)) => calibrate::run(options),
         None if cli.list_cameras => live::list_cameras(),
         None if cli.live.dir.is_some() || cli.live.camera.is_some() => live::run(&cli),
         None => files::run(&cli),

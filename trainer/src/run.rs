@@ -120,17 +120,15 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         log(&format!("skipped {}: {why}", path.display()));
     }
 
-    let detector_bytes = std::fs::read(&cfg.detector)
-        .with_context(|| format!("face detector {}", cfg.detector.display()))?;
+    let settings = CropSettings::for_detector(
+        &cfg.detector,
+        cfg.min_score,
+        cfg.margin,
+        cfg.train.input_size,
+        cfg.no_face,
+    )?;
     let detector_config = DetectorConfig { min_score: cfg.min_score, ..DetectorConfig::default() };
     let detector = Detector::load(&cfg.detector, detector_config)?;
-    let settings = CropSettings {
-        detector: hex(&Sha256::digest(&detector_bytes)),
-        min_score: cfg.min_score,
-        margin: cfg.margin,
-        size: cfg.train.input_size,
-        no_face: cfg.no_face,
-    };
     let cropper = Cropper {
         detector: &detector,
         settings,

@@ -39,16 +39,16 @@ fn trainer_eval(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output
         .expect("trainer runs")
 }
 
-struct Row {
-    file: PathBuf,
-    face: usize,
-    fake: bool,
-    p_fake: f32,
-    jpeg_quality: f64,
-    face_size: f32,
+pub struct Row {
+    pub file: PathBuf,
+    pub face: usize,
+    pub fake: bool,
+    pub p_fake: f32,
+    pub jpeg_quality: f64,
+    pub face_size: f32,
 }
 
-fn read_csv(path: &Path) -> Vec<Row> {
+pub fn read_csv(path: &Path) -> Vec<Row> {
     let text = std::fs::read_to_string(path).expect("faces.csv");
     let mut lines = text.lines();
     assert_eq!(

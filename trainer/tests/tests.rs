@@ -4,6 +4,7 @@
 mod calibrate;
 mod end_to_end;
 mod eval;
+mod fakes;
 mod learning;
 mod pretrained;
 mod support;

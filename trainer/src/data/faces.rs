@@ -12,7 +12,7 @@ use edge::Detector;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What to do with an image in which no face is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -36,6 +36,20 @@ pub struct CropSettings {
 }
 
 impl CropSettings {
+    /// The settings for the detector file at `detector`, whose content hash keys the cache.
+    pub fn for_detector(
+        detector: &Path,
+        min_score: f32,
+        margin: f32,
+        size: u32,
+        no_face: NoFace,
+    ) -> Result<CropSettings> {
+        let bytes = std::fs::read(detector)
+            .with_context(|| format!("face detector {}", detector.display()))?;
+        let detector = hex(&Sha256::digest(&bytes));
+        Ok(CropSettings { detector, min_score, margin, size, no_face })
+    }
+
     fn key(&self) -> String {
         let json = serde_json::to_string(self).unwrap_or_default();
         hex(&Sha256::digest(json.as_bytes()))[..16].to_string()

@@ -6,11 +6,12 @@
 use super::metrics::{auc, average_precision, eer, pr_curve, roc, Confusion};
 use super::plot;
 use super::shortcuts::{self, CueAudit, Cues};
+use crate::data::faces::centre_crop;
 use crate::data::folders::class_folders;
 use anyhow::{bail, Context, Result};
 use edge::infer::classify::Label;
 use edge::input::files::expand_inputs;
-use edge::{DetectorConfig, Pipeline};
+use edge::{DetectorConfig, FaceReport, Pipeline};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,9 @@ pub struct EvalConfig {
     pub all_faces: bool,
     /// Replaces the threshold stored in the model.
     pub threshold: Option<f32>,
+    /// The images are face crops already (as `trainer fakes` writes them): each is one face,
+    /// scored whole (its centre square resized to the model's input), with no detection.
+    pub crops: bool,
 }
 
 /// One scored face.
@@ -94,6 +98,8 @@ pub struct Evaluation {
     pub model: PathBuf,
     pub threshold: f32,
     pub all_faces: bool,
+    /// The images were face crops, each scored whole.
+    pub crops: bool,
     pub faces: Vec<ScoredFace>,
     /// Per root, in `--data` order: (root, its figures).
     pub roots: Vec<(PathBuf, Figures)>,
@@ -133,11 +139,12 @@ pub fn evaluate(cfg: &EvalConfig, mut progress: impl FnMut(&str)) -> Result<Eval
             }
         }
     }
-    let scored = score(&pipeline, images, cfg.all_faces, &mut progress)?;
+    let scored = score(&pipeline, images, cfg, &mut progress)?;
     let mut eval = Evaluation {
         model: cfg.model.clone(),
         threshold,
         all_faces: cfg.all_faces,
+        crops: cfg.crops,
         faces: scored.faces,
         roots: vec![],
         pooled: Figures::of(&[], threshold),
@@ -178,9 +185,10 @@ type Image = (usize, PathBuf, Result<()>, Label);
 fn score(
     pipeline: &Pipeline,
     images: Vec<Image>,
-    all_faces: bool,
+    cfg: &EvalConfig,
     progress: &mut impl FnMut(&str),
 ) -> Result<Scored> {
+    let size = pipeline.crop_size();
     let mut scored = Scored { faces: vec![], no_face: vec![], unreadable: vec![] };
     let total = images.len();
     for (n, (root, path, listed, label)) in images.into_iter().enumerate() {
@@ -191,7 +199,11 @@ fn score(
         let analysed = listed.and_then(|()| {
             let bytes = std::fs::read(&path).context("cannot read")?;
             let img = edge::input::decode::from_memory(&bytes)?;
-            let faces = pipeline.analyse(&img, &mut edge::Timings::default())?;
+            let faces = if cfg.crops {
+                vec![whole_image_as_face(pipeline, &img)?]
+            } else {
+                pipeline.analyse(&img, &mut edge::Timings::default())?
+            };
             Ok((faces, img, bytes))
         });
         let (faces, img, bytes) = match analysed {
@@ -201,7 +213,7 @@ fn score(
                 continue;
             }
         };
-        let chosen = edge::infer::calibrate::chosen_faces(faces, all_faces);
+        let chosen = edge::infer::calibrate::chosen_faces(faces, cfg.all_faces);
         if chosen.is_empty() {
             scored.no_face.push(path);
             continue;
@@ -210,7 +222,11 @@ fn score(
             let p_fake = report.p_fake.context("the pipeline has a classifier")?;
             let [x0, y0, x1, y1] = report.bbox;
             let bbox = edge::BBox { x0, y0, x1, y1 };
-            let crop = edge::infer::crop::face(&img, &bbox, pipeline.margin, pipeline.crop_size());
+            let crop = if cfg.crops {
+                centre_crop(&img, size)
+            } else {
+                edge::infer::crop::face(&img, &bbox, pipeline.margin, size)
+            };
             let cues = Cues::of(&crop, report.bbox, &bytes);
             scored.faces.push(ScoredFace {
                 root,
@@ -224,6 +240,20 @@ fn score(
         }
     }
     Ok(scored)
+}
+
+/// A face crop scored whole: its centre square at the model's input size, as `--no-face centre`
+/// trains on it.
+fn whole_image_as_face(pipeline: &Pipeline, img: &image::RgbImage) -> Result<FaceReport> {
+    let classifier = pipeline.classifier.as_ref().context("no classifier loaded")?;
+    let p = classifier.p_fake(&centre_crop(img, pipeline.crop_size()))?;
+    Ok(FaceReport {
+        bbox: [0.0, 0.0, img.width() as f32, img.height() as f32],
+        score: 1.0,
+        keypoints: vec![],
+        p_fake: Some(p),
+        label: None,
+    })
 }
 
 /// `faces.csv`: one line per scored face, so anyone can recompute every figure.
@@ -280,6 +310,7 @@ pub fn write(eval: &Evaluation, out: &Path) -> Result<()> {
         model: &'a Path,
         threshold: f32,
         all_faces: bool,
+        crops: bool,
         pooled: &'a Figures,
         shortcut_audit: &'a Option<Vec<CueAudit>>,
         roots: Vec<(&'a Path, &'a Figures)>,
@@ -290,6 +321,7 @@ pub fn write(eval: &Evaluation, out: &Path) -> Result<()> {
         model: &eval.model,
         threshold: eval.threshold,
         all_faces: eval.all_faces,
+        crops: eval.crops,
         pooled: &eval.pooled,
         shortcut_audit: &eval.audit,
         roots: eval.roots.iter().map(|(r, f)| (r.as_path(), f)).collect(),
@@ -370,11 +402,15 @@ pub fn markdown(eval: &Evaluation) -> String {
         )
     };
     let mut md = format!(
-        "# Evaluation of {}\n\nFAKE is the positive class; {} per image; threshold {:.4}.\n\n\
+        "# Evaluation of {}\n\nFAKE is the positive class; {}; threshold {:.4}.\n\n\
          | data | real faces | fake faces | ROC AUC | EER | AP | accuracy | real called FAKE | fakes caught |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         eval.model.display(),
-        if eval.all_faces { "every face" } else { "the largest face" },
+        match (eval.crops, eval.all_faces) {
+            (true, _) => "each image a face crop, scored whole",
+            (false, true) => "every face per image",
+            (false, false) => "the largest face per image",
+        },
         eval.threshold
     );
     for (root, figures) in &eval.roots {

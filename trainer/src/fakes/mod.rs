@@ -1,3 +1,6 @@
-//! Fakes the trainer makes from real faces: self-blended images (`sbi`).
+//! Fakes the trainer makes from real faces: the `kind`s by name, self-blended images (`sbi`), and
+//! a labelled folder of them written for inspection and evaluation (`folder`, `trainer fakes`).
 
+pub mod folder;
+pub mod kind;
 pub mod sbi;

@@ -36,12 +36,13 @@ pub fn run_command(args: CalibrateArgs) -> Result<()> {
         all_faces: args.faces.all_faces,
     }
     .check()?;
-    let detector = DetectorConfig { min_score: args.faces.min_score, ..DetectorConfig::default() };
+    let detector =
+        DetectorConfig { min_score: args.faces.detector.min_score, ..DetectorConfig::default() };
     let pipeline = Pipeline::load(
-        &args.faces.detector(),
+        &args.faces.detector.path(),
         detector,
         Some(&request.model),
-        args.faces.margin,
+        args.faces.detector.margin,
         None,
     )?;
     let c = calibrate(&pipeline, &request, |line| eprintln!("calibrate: {line}"))?;

@@ -22,6 +22,10 @@ pub struct EvalArgs {
     /// Threshold to use instead of the model's own: a face is FAKE when p(FAKE) reaches it.
     #[arg(long, value_name = "P")]
     threshold: Option<f32>,
+    /// The images are face crops already (as `trainer fakes` and `edge --crops` write them):
+    /// each is scored whole as one face, without detection.
+    #[arg(long, conflicts_with = "all_faces")]
+    crops: bool,
     #[command(flatten)]
     faces: FaceArgs,
 }
@@ -29,13 +33,14 @@ pub struct EvalArgs {
 /// Evaluates, writes the files and prints the Markdown summary.
 pub fn run_command(args: EvalArgs) -> Result<()> {
     let cfg = EvalConfig {
-        detector: args.faces.detector(),
+        detector: args.faces.detector.path(),
         model: args.model,
         data: args.data,
-        margin: args.faces.margin,
-        min_score: args.faces.min_score,
+        margin: args.faces.detector.margin,
+        min_score: args.faces.detector.min_score,
         all_faces: args.faces.all_faces,
         threshold: args.threshold,
+        crops: args.crops,
     };
     let eval = evaluate::evaluate(&cfg, |line| eprintln!("{line}"))?;
     evaluate::write(&eval, &args.out)?;

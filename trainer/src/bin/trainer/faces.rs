@@ -1,5 +1,5 @@
-//! How `trainer eval` and `trainer calibrate` find and cut faces: the same options, and defaults,
-//! as `edge --file`.
+//! How `trainer eval`, `trainer calibrate` and `trainer fakes` find and cut faces: the same
+//! options, and defaults, as `edge --file`.
 
 use clap::Args;
 use std::path::PathBuf;
@@ -9,6 +9,12 @@ pub struct FaceArgs {
     /// Use every face of an image [default: only the largest, one per image].
     #[arg(long)]
     pub all_faces: bool,
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectorArgs {
     /// Face detector file [default: <models>/face_detection_full_range.tflite].
     #[arg(long, value_name = "PATH")]
     detector: Option<PathBuf>,
@@ -21,11 +27,20 @@ pub struct FaceArgs {
     pub min_score: f32,
 }
 
-impl FaceArgs {
+impl DetectorArgs {
     /// The detector file: `--detector`, else the full-range model in `--models`.
-    pub fn detector(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         self.detector
             .clone()
             .unwrap_or_else(|| self.models.join(edge::infer::model_files::FULL_RANGE_FILE))
     }
+}
+
+/// The crop cache's folder: `$XDG_CACHE_HOME/deepfake-edge/crops`, else under `~/.cache`.
+pub fn default_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("deepfake-edge").join("crops")
 }

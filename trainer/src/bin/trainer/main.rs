@@ -1,10 +1,12 @@
 //! `trainer`: train the REAL/FAKE classifier on folders of face photos and export it for `edge`
-//! (the command without a subcommand), or score a model on labelled folders (`trainer eval`).
+//! (the command without a subcommand); score a model on labelled folders (`trainer eval`), set its
+//! threshold (`trainer calibrate`), or write the fakes it trains on (`trainer fakes`).
 //! This file only wires: parse, dispatch, exit code.
 
 mod calibrate;
 mod eval;
 mod faces;
+mod fakes;
 mod train;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -33,6 +35,9 @@ enum Command {
     /// Set a classifier's threshold on real faces of your own, so that at most the given share of
     /// them is called FAKE, and write it into the model's metadata (edge uses it with no flag).
     Calibrate(calibrate::CalibrateArgs),
+    /// Write the real face crops of some folders and the fakes the trainer makes from them, as a
+    /// labelled folder (real/, fake/<kind>/) for `trainer eval --crops` and for a look.
+    Fakes(fakes::FakesArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Eval(args)) => eval::run_command(args),
         Some(Command::Calibrate(args)) => calibrate::run_command(args),
+        Some(Command::Fakes(args)) => fakes::run_command(args),
         None => train::run_command(cli.train, &matches),
     };
     match result {

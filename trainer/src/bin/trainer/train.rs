@@ -101,14 +101,6 @@ fn false_alarm_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-fn default_cache() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("deepfake-edge").join("crops")
-}
-
 /// With `--resume`: the run's saved configuration, with the settings a resumed run may change
 /// taken from the command line where given there (`trainer::resume`); any other setting given
 /// there must agree.
@@ -149,7 +141,7 @@ pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
         detector: cli
             .detector
             .unwrap_or_else(|| cli.models.join(edge::infer::model_files::FULL_RANGE_FILE)),
-        cache: cli.cache.unwrap_or_else(default_cache),
+        cache: cli.cache.unwrap_or_else(crate::faces::default_cache),
         data: cli.data,
         out: cli.out.context("--out is required")?,
         no_face: cli.no_face,

@@ -1,0 +1,107 @@
+//! `trainer fakes` on fetched photos: the real crops and their self-blends as a labelled folder,
+//! the same for the same seed, changed only inside the face; then `trainer eval --crops` scores
+//! that folder with the default classifier as edge's classifier scores each crop.
+
+use crate::eval::read_csv;
+use crate::support::{bare_trainer, root, run_folder_with};
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+
+fn pngs(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn rgb(path: &Path) -> RgbImage {
+    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_rgb8()
+}
+
+/// Mean absolute difference of two images over the pixels where `inside` holds.
+fn mean_diff(a: &RgbImage, b: &RgbImage, inside: impl Fn(u32, u32) -> bool) -> f64 {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for (x, y, p) in a.enumerate_pixels() {
+        if inside(x, y) {
+            let q = b.get_pixel(x, y);
+            sum += (0..3).map(|c| (p[c] as f64 - q[c] as f64).abs()).sum::<f64>() / 3.0;
+            n += 1;
+        }
+    }
+    sum / n as f64
+}
+
+#[test]
+fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
+    // t1.jpg has six faces, astronaut.png and einstein.jpg one each, coffee.png none.
+    let tmp = run_folder_with(
+        "trainer-fakes",
+        &["t1.jpg", "astronaut.png", "einstein.jpg", "coffee.png"],
+    );
+    let write = |out: &Path| {
+        bare_trainer(
+            &["fakes", "--per-face", "2", "--size", "128"],
+            &[("--data", &tmp.join("data")), ("--out", out), ("--cache", &tmp.join("cache"))],
+        )
+    };
+    let run = write(&tmp.join("set"));
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stderr}");
+    assert!(stdout.contains("8 real faces, fakes: 16 sbi; 1 photos without a face"), "{stdout}");
+    assert!(stderr.contains("no face in") && stderr.contains("coffee.png"), "{stderr}");
+    let real = pngs(&tmp.join("set/real"));
+    let fake = pngs(&tmp.join("set/fake/sbi"));
+    assert_eq!((real.len(), fake.len()), (8, 16));
+
+    // Each fake is its source blended inside a face mask: the corners (outside any face
+    // ellipse) are the source's pixels, the centre is changed.
+    for source in &real {
+        let stem = source.file_stem().and_then(|s| s.to_str()).expect("name");
+        let src = rgb(source);
+        assert_eq!(src.dimensions(), (128, 128));
+        for i in 0..2 {
+            let fake = rgb(&tmp.join(format!("set/fake/sbi/{stem}-{i}.png")));
+            let corner = |x: u32, y: u32| !(12..116).contains(&x) && !(12..116).contains(&y);
+            let centre = |x: u32, y: u32| (44..84).contains(&x) && (44..84).contains(&y);
+            assert_eq!(mean_diff(&src, &fake, corner), 0.0, "{stem}-{i}: corners changed");
+            assert!(mean_diff(&src, &fake, centre) > 0.5, "{stem}-{i}: centre unchanged");
+        }
+    }
+    // The same photos and seed give the same fakes.
+    let again = write(&tmp.join("again"));
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    for file in &fake {
+        let twin = tmp.join("again/fake/sbi").join(file.file_name().expect("name"));
+        assert_eq!(std::fs::read(file).expect("fake"), std::fs::read(twin).expect("twin"));
+    }
+    // A folder with files in it is refused, so no older fakes mix in.
+    let refused = write(&tmp.join("set"));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
+
+    // eval --crops: every crop is one face, scored whole as edge's classifier scores its input.
+    let model = root().join("models/classifier.onnx");
+    let eval = bare_trainer(
+        &["eval", "--crops"],
+        &[("--model", &model), ("--data", &tmp.join("set")), ("--out", &tmp.join("eval"))],
+    );
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let summary = String::from_utf8_lossy(&eval.stdout);
+    assert!(summary.contains("each image a face crop, scored whole"), "{summary}");
+    let rows = read_csv(&tmp.join("eval/faces.csv"));
+    assert_eq!(rows.len(), 24);
+    assert_eq!(rows.iter().filter(|r| r.fake).count(), 16);
+    let classifier = edge::Classifier::load(&model).expect("default classifier");
+    let size = classifier.input_size();
+    for row in &rows {
+        let crop = trainer::data::faces::centre_crop(&rgb(&row.file), size);
+        assert_eq!(classifier.p_fake(&crop).expect("p_fake"), row.p_fake, "{}", row.file.display());
+        assert_eq!(row.face, 0);
+    }
+    // No detection: each face's box is the whole crop.
+    let csv = std::fs::read_to_string(tmp.join("eval/faces.csv")).expect("faces.csv");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",0.0,0.0,128.0,128.0,")), "{csv}");
+}

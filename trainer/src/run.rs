@@ -6,7 +6,7 @@ use crate::data::folders::{self, Sample};
 use crate::eval::metrics::{threshold, Metrics, ThresholdRule};
 use crate::eval::report;
 use crate::export::{self, parity::Parity};
-use crate::fakes::sbi::self_blend;
+use crate::fakes::kind::FakeKind;
 use crate::files::hex;
 use crate::resume::changed_settings;
 use crate::train::checkpoint::Checkpoints;
@@ -78,7 +78,17 @@ pub fn saved_config(out: &Path) -> Result<RunConfig> {
     let path = out.join(CONFIG);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: no run configuration to resume", path.display()))?;
-    serde_json::from_str(&text)
+    let mut value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a run configuration", path.display()))?;
+    // Runs saved before the kinds of fake existed said `"sbi": true` for `"fakes": ["sbi"]`.
+    if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
+        if train.remove("sbi") == Some(serde_json::Value::Bool(true))
+            && !train.contains_key("fakes")
+        {
+            train.insert("fakes".into(), serde_json::json!(["sbi"]));
+        }
+    }
+    serde_json::from_value(value)
         .with_context(|| format!("{}: not a run configuration", path.display()))
 }
 
@@ -187,34 +197,40 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     std::fs::write(&split_path, split)?;
     let real_train = train_items.iter().filter(|i| !i.fake).count();
     let fake_train = train_items.len() - real_train;
-    if fake_train == 0 && !cfg.train.sbi {
-        bail!("no fake faces to train on: add fake photos or pass --sbi to make them from the real ones");
+    let kinds = &cfg.train.fakes;
+    if fake_train == 0 && kinds.is_empty() {
+        bail!(
+            "no fake faces to train on: add fake photos or pass --fakes (e.g. --sbi) to make them \
+             from the real ones"
+        );
     }
     if real_train == 0 {
         bail!("no real faces to train on");
     }
-    if cfg.train.sbi {
-        // Fixed self-blended fakes of the validation reals, so every epoch is scored on the same set.
-        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.train.seed ^ 0x5b1);
-        let (blended, blended_sources): (Vec<Item>, Vec<Source>) = val_items
-            .iter()
-            .zip(&val_sources)
-            .filter(|(i, _)| !i.fake)
-            .map(|(i, s)| {
-                let image =
-                    self_blend(&i.image, i.keypoints.as_ref(), cfg.train.sbi_strength, &mut rng);
-                (
-                    Item { image, keypoints: None, fake: true },
-                    Source { self_blend: true, ..s.clone() },
-                )
-            })
-            .unzip();
-        val_items.extend(blended);
-        val_sources.extend(blended_sources);
+    // Fixed fakes of each kind from the validation reals, so every epoch is scored on the same set.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.train.seed ^ 0x5b1);
+    let settings = cfg.train.fake_settings();
+    let mut made = vec![];
+    for &kind in kinds {
+        for (item, source) in val_items.iter().zip(&val_sources).filter(|(i, _)| !i.fake) {
+            let image = kind.make(&item.image, item.keypoints.as_ref(), &settings, &mut rng);
+            made.push((
+                Item { image, keypoints: None, fake: true },
+                Source { made: Some(kind), ..source.clone() },
+            ));
+        }
     }
+    let (made, made_sources): (Vec<Item>, Vec<Source>) = made.into_iter().unzip();
+    val_items.extend(made);
+    val_sources.extend(made_sources);
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     log(&format!(
         "train: {real_train} real, {fake_train} fake{}; validation: {} real, {} fake",
-        if cfg.train.sbi { " (+ one self-blended fake per real face each epoch)" } else { "" },
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" (+ a fresh fake of each kind per real face each epoch: {})", names.join(", "))
+        },
         val_items.iter().filter(|i| !i.fake).count(),
         val_items.iter().filter(|i| i.fake).count()
     ));
@@ -270,16 +286,13 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     Ok(RunSummary { metrics, best_epoch: trained.best_epoch, onnx, tflite, parity })
 }
 
-/// Stratified, deterministic split by photo (the faces of one photo stay together): per class,
-/// photos ordered by content hash, shuffled by the seed, the first `fraction` of them (at least
-/// one when the class has two or more photos) to validation.
 /// Where a validation face comes from: its photo, its index among the photo's faces (from 1), and
-/// whether it is a self-blended fake made of that face.
+/// the kind of fake made of that face, if it is one.
 #[derive(Clone)]
 struct Source {
     file: PathBuf,
     face: usize,
-    self_blend: bool,
+    made: Option<FakeKind>,
 }
 
 /// `validation.csv`: every validation face with its label, p(FAKE) and the label at `threshold`,
@@ -292,7 +305,7 @@ fn write_validation_scores(
     threshold: f32,
 ) -> Result<()> {
     let name = |f: bool| if f { "FAKE" } else { "REAL" };
-    let mut csv = String::from("file,face,self_blend,label,p_fake,called\n");
+    let mut csv = String::from("file,face,made,label,p_fake,called\n");
     for ((s, &f), &p) in sources.iter().zip(fake).zip(p_fake) {
         // A quoted field, so that commas in file names survive; `{p:?}` is the shortest form
         // that reads back as the same f32.
@@ -300,7 +313,7 @@ fn write_validation_scores(
         csv += &format!(
             "\"{file}\",{},{},{},{p:?},{}\n",
             s.face,
-            s.self_blend,
+            s.made.map_or("", FakeKind::name),
             name(f),
             name(p >= threshold)
         );
@@ -309,6 +322,9 @@ fn write_validation_scores(
         .with_context(|| format!("cannot write {}", out.join("validation.csv").display()))
 }
 
+/// Stratified, deterministic split by photo (the faces of one photo stay together): per class,
+/// photos ordered by content hash, shuffled by the seed, the first `fraction` of them (at least
+/// one when the class has two or more photos) to validation.
 fn split<'a>(
     cropped: Vec<(&'a Sample, Item)>,
     fraction: f64,
@@ -343,7 +359,7 @@ fn split<'a>(
                 sources.extend((1..=items.len()).map(|face| Source {
                     file: sample.path.clone(),
                     face,
-                    self_blend: false,
+                    made: None,
                 }));
             } else {
                 train.extend(items.iter().cloned())

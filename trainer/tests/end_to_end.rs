@@ -117,7 +117,7 @@ fn validation_scores(run: &Path) -> Vec<(f32, bool)> {
     let threshold = metrics_of(run)["threshold"].as_f64().expect("threshold") as f32;
     let csv = std::fs::read_to_string(run.join("validation.csv")).expect("validation.csv");
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("file,face,self_blend,label,p_fake,called"));
+    assert_eq!(lines.next(), Some("file,face,made,label,p_fake,called"));
     let scores: Vec<(f32, bool)> = lines
         .map(|line| {
             let fields: Vec<&str> = line.rsplitn(5, ',').collect();
@@ -323,4 +323,35 @@ fn backend_wgpu_without_its_feature_says_to_rebuild_with_it() {
     assert!(!out.status.success());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--features wgpu"), "{err}");
+}
+
+/// `--fakes upsample` trains on up-sampling traces alone, and validates on one of every
+/// validation real face; a run saved before the kinds existed (`"sbi": true`) reads as
+/// `fakes: [sbi]`, and resuming it with another kind is refused.
+#[test]
+fn fake_kinds_are_trained_validated_and_kept_on_resume() {
+    let tmp = fresh_run_folder("trainer-kinds");
+    let run = tmp.join("run");
+    let args = ["--fakes", "upsample", "--input-size", "32", "--batch-size", "4", "--epochs", "1"];
+    let out = bare_trainer(&args, &[("--data", &tmp.join("data")), ("--out", &run)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(run.join("validation.csv")).expect("validation.csv");
+    let (real, made) = (csv.matches(",,REAL,").count(), csv.matches(",upsample,FAKE,").count());
+    assert!(real > 0 && made == real && csv.lines().count() == 1 + 2 * real, "{csv}");
+
+    let config = run.join("config.json");
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).expect("config")).expect("JSON");
+    let train = saved["train"].as_object_mut().expect("train settings");
+    train.remove("fakes");
+    train.insert("sbi".into(), serde_json::Value::Bool(true));
+    std::fs::write(&config, serde_json::to_string_pretty(&saved).expect("JSON")).expect("write");
+    let upgraded = trainer::run::saved_config(&run).expect("an older run's configuration");
+    assert_eq!(upgraded.train.fakes, [trainer::fakes::kind::FakeKind::Sbi]);
+
+    let resumed =
+        bare_trainer(&["--resume", "--epochs", "2", "--fakes", "upsample"], &[("--out", &run)]);
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot resume with --fakes"), "{err}");
 }

@@ -3,7 +3,7 @@
 //! a deepfake). Every face's p(FAKE) is checked against the `edge` binary's, and AUC, EER and AP
 //! against a second implementation here, from the CSV the command writes.
 
-use crate::support::{photo, root, run_folder_with, RunFolder};
+use crate::support::{photo, root, run_folder_with, Scratch};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ const FAKE: [&str; 4] = ["lenna.png", "breakingbad.jpg", "t1.jpg", "sample1.jpg"
 
 /// A folder with `data/real/` (REAL, chelsea.png has no face) and `data/fake/` (FAKE and a file
 /// named .jpg that is not an image).
-fn labelled_folder() -> RunFolder {
+fn labelled_folder() -> Scratch {
     let tmp = run_folder_with("trainer-eval", &REAL);
     let fake = tmp.join("data/fake");
     std::fs::create_dir_all(&fake).expect("mkdir");

@@ -1,11 +1,13 @@
-//! `trainer fakes` on fetched photos: the real crops and their self-blends as a labelled folder,
-//! the same for the same seed, changed only inside the face; then `trainer eval --crops` scores
-//! that folder with the default classifier as edge's classifier scores each crop.
+//! `trainer fakes` on fetched photos: the real crops, their self-blends (changed only inside the
+//! face) and up-sampling traces (sharpness kept) as a labelled folder, the same for the same seed;
+//! then `trainer eval --crops` scores that folder with the default classifier as edge's
+//! classifier scores each crop.
 
 use crate::eval::read_csv;
 use crate::support::{bare_trainer, root, run_folder_with};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
+use trainer::eval::shortcuts::Cues;
 
 fn pngs(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -42,7 +44,7 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
     );
     let write = |out: &Path| {
         bare_trainer(
-            &["fakes", "--per-face", "2", "--size", "128"],
+            &["fakes", "--kinds", "sbi,upsample", "--per-face", "2", "--size", "128"],
             &[("--data", &tmp.join("data")), ("--out", out), ("--cache", &tmp.join("cache"))],
         )
     };
@@ -50,11 +52,15 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
     let (stdout, stderr) =
         (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(run.status.success(), "{stderr}");
-    assert!(stdout.contains("8 real faces, fakes: 16 sbi; 1 photos without a face"), "{stdout}");
+    assert!(
+        stdout.contains("8 real faces, fakes: 16 sbi, 16 upsample; 1 photos without a face"),
+        "{stdout}"
+    );
     assert!(stderr.contains("no face in") && stderr.contains("coffee.png"), "{stderr}");
     let real = pngs(&tmp.join("set/real"));
     let fake = pngs(&tmp.join("set/fake/sbi"));
-    assert_eq!((real.len(), fake.len()), (8, 16));
+    let upsampled = pngs(&tmp.join("set/fake/upsample"));
+    assert_eq!((real.len(), fake.len(), upsampled.len()), (8, 16, 16));
 
     // Each fake is its source blended inside a face mask: the corners (outside any face
     // ellipse) are the source's pixels, the centre is changed.
@@ -68,6 +74,14 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
             let centre = |x: u32, y: u32| (44..84).contains(&x) && (44..84).contains(&y);
             assert_eq!(mean_diff(&src, &fake, corner), 0.0, "{stem}-{i}: corners changed");
             assert!(mean_diff(&src, &fake, centre) > 0.5, "{stem}-{i}: centre unchanged");
+            // An up-sampling trace changes the whole crop, but not its sharpness (the Laplacian
+            // variance the shortcut audit measures) nor its brightness.
+            let up = rgb(&tmp.join(format!("set/fake/upsample/{stem}-{i}.png")));
+            assert!(mean_diff(&src, &up, |_, _| true) > 0.5, "{stem}-{i}: upsample unchanged");
+            let (a, b) = (Cues::of(&src, [0.0; 4], b""), Cues::of(&up, [0.0; 4], b""));
+            let ratio = b.sharpness / a.sharpness;
+            assert!((0.5..2.0).contains(&ratio), "{stem}-{i}: sharpness ×{ratio}");
+            assert!((a.brightness - b.brightness).abs() < 2.0, "{stem}-{i}: {a:?} {b:?}");
         }
     }
     // The same photos and seed give the same fakes.
@@ -92,8 +106,8 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
     let summary = String::from_utf8_lossy(&eval.stdout);
     assert!(summary.contains("each image a face crop, scored whole"), "{summary}");
     let rows = read_csv(&tmp.join("eval/faces.csv"));
-    assert_eq!(rows.len(), 24);
-    assert_eq!(rows.iter().filter(|r| r.fake).count(), 16);
+    assert_eq!(rows.len(), 40);
+    assert_eq!(rows.iter().filter(|r| r.fake).count(), 32);
     let classifier = edge::Classifier::load(&model).expect("default classifier");
     let size = classifier.input_size();
     for row in &rows {

@@ -33,7 +33,7 @@ fn pretrained_mobilenet_v2_tells_strong_self_blends_from_real_faces_on_held_out_
             batch_size: 16,
             lr: 3e-4,
             seed: 42,
-            sbi: true,
+            fakes: vec![trainer::fakes::kind::FakeKind::Sbi],
             sbi_strength: 3.0,
             augment: true,
         },

@@ -29,7 +29,7 @@ fn config(backend: Backend) -> TrainConfig {
         backend,
         device: Adapter::Default,
         pretrained: None,
-        sbi: false,
+        fakes: vec![],
         sbi_strength: 1.0,
         augment: false,
     }

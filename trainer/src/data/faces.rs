@@ -6,6 +6,7 @@ use crate::data::folders::Sample;
 use crate::files::hex;
 use anyhow::{Context, Result};
 use edge::infer::crop;
+use edge::infer::detect::Keypoints;
 use edge::input::decode;
 use edge::output::write_atomically;
 use edge::Detector;
@@ -60,13 +61,13 @@ impl CropSettings {
 #[derive(Clone, Debug)]
 pub struct FaceCrop {
     pub image: RgbImage,
-    pub keypoints: Option<[[f32; 2]; edge::infer::detect::KEYPOINTS]>,
+    pub keypoints: Option<Keypoints>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct CachedMeta {
     /// Keypoints of each face crop `<stem>-<k>.png`, k from 0.
-    faces: Vec<Option<[[f32; 2]; edge::infer::detect::KEYPOINTS]>>,
+    faces: Vec<Option<Keypoints>>,
 }
 
 /// Crops faces through a cache folder.

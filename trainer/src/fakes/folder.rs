@@ -105,7 +105,8 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
                 let seed = (cfg.seed ^ face_seed).wrapping_add(j as u64);
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                 for i in 0..cfg.per_face {
-                    let fake = kind.make(face, &cfg.settings, &mut rng);
+                    let fake =
+                        kind.make(&face.image, face.keypoints.as_ref(), &cfg.settings, &mut rng);
                     let file = format!("{name}-{i}.png");
                     save(&cfg.out.join("fake").join(kind.name()).join(file), &fake)?;
                     *count += 1;

@@ -1,7 +1,8 @@
 //! The kinds of fake the trainer makes from a real face crop, chosen by name on the command line.
 
 use super::sbi::self_blend;
-use crate::data::faces::FaceCrop;
+use super::upsample::{upsample_trace, UPSAMPLERS};
+use edge::infer::detect::Keypoints;
 use image::RgbImage;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub enum FakeKind {
     /// Self-blended images: blend traces (a boundary, colour and sharpness mismatch).
     Sbi,
+    /// The fine detail replaced by a generator-style up-sampling's (nearest + conv, or a
+    /// transposed conv, drawn at random), sharpness and content kept.
+    Upsample,
 }
 
 /// The knobs of the kinds.
@@ -25,14 +29,23 @@ impl FakeKind {
     pub fn name(self) -> &'static str {
         match self {
             FakeKind::Sbi => "sbi",
+            FakeKind::Upsample => "upsample",
         }
     }
 
-    /// One fake of this kind made from `face`.
-    pub fn make(self, face: &FaceCrop, settings: &FakeSettings, rng: &mut impl Rng) -> RgbImage {
+    /// One fake of this kind made from a face crop and its keypoints (crop pixels), if known.
+    pub fn make(
+        self,
+        face: &RgbImage,
+        keypoints: Option<&Keypoints>,
+        settings: &FakeSettings,
+        rng: &mut impl Rng,
+    ) -> RgbImage {
         match self {
-            FakeKind::Sbi => {
-                self_blend(&face.image, face.keypoints.as_ref(), settings.sbi_strength, rng)
+            FakeKind::Sbi => self_blend(face, keypoints, settings.sbi_strength, rng),
+            FakeKind::Upsample => {
+                let upsampler = UPSAMPLERS[rng.random_range(0..UPSAMPLERS.len())];
+                upsample_trace(face, upsampler, rng)
             }
         }
     }

@@ -1,6 +1,8 @@
-//! Fakes the trainer makes from real faces: the `kind`s by name, self-blended images (`sbi`), and
-//! a labelled folder of them written for inspection and evaluation (`folder`, `trainer fakes`).
+//! Fakes the trainer makes from real faces: the `kind`s by name, self-blended images (`sbi`),
+//! up-sampling traces (`upsample`), and a labelled folder of them written for inspection and
+//! evaluation (`folder`, `trainer fakes`).
 
 pub mod folder;
 pub mod kind;
 pub mod sbi;
+pub mod upsample;

@@ -4,11 +4,10 @@
 //! the traces face swaps leave (a blending boundary, colour and sharpness mismatch, a small
 //! misalignment) while the identity and background stay real, so a classifier learns the traces.
 
+use edge::infer::detect::Keypoints;
 use image::imageops;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use rand::Rng;
-
-type Keypoints = [[f32; 2]; edge::infer::detect::KEYPOINTS];
 
 /// Makes one self-blended fake from a face crop. `keypoints` (in crop pixels: right eye, left eye,
 /// nose, mouth, right ear, left ear) place the mask; without them the face is taken to be centred,

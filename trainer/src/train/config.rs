@@ -2,6 +2,7 @@
 //! each epoch leaves.
 
 use super::backend::{Adapter, Backend};
+use crate::fakes::kind::{FakeKind, FakeSettings};
 use crate::nets::Backbone;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -24,8 +25,9 @@ pub struct TrainConfig {
     pub device: Adapter,
     /// torchvision ImageNet checkpoint to start from, of the backbone's architecture.
     pub pretrained: Option<std::path::PathBuf>,
-    /// Add one self-blended fake per real face per epoch.
-    pub sbi: bool,
+    /// Kinds of fake made afresh from every real face each epoch, one of each kind per face.
+    #[serde(default)]
+    pub fakes: Vec<FakeKind>,
     /// Colour and brightness change of the self-blended fakes (1: the paper's range).
     pub sbi_strength: f32,
     pub augment: bool,
@@ -36,6 +38,10 @@ fn width_one() -> f64 {
 }
 
 impl TrainConfig {
+    pub fn fake_settings(&self) -> FakeSettings {
+        FakeSettings { sbi_strength: self.sbi_strength }
+    }
+
     /// Refuses settings no network can be built or started with.
     pub fn check(&self) -> Result<()> {
         ensure!(
@@ -89,7 +95,7 @@ mod tests {
             backend: Backend::Flex,
             device: Default::default(),
             pretrained: pretrained.map(Into::into),
-            sbi: true,
+            fakes: vec![FakeKind::Sbi],
             sbi_strength: 1.0,
             augment: true,
         }

@@ -7,7 +7,7 @@ use super::checkpoint::{self, Checkpoints};
 use super::config::{EpochStats, TrainConfig};
 use crate::data::augment::augment;
 use crate::eval::metrics;
-use crate::fakes::sbi::self_blend;
+use crate::fakes::kind::FakeKind;
 use crate::nets::{mobilenet_v2, mobilenet_v3, Net};
 use anyhow::{anyhow, ensure, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -20,7 +20,7 @@ use rand::{RngCore, SeedableRng};
 use std::io::IsTerminal;
 use std::time::Instant;
 
-type Keypoints = [[f32; 2]; edge::infer::detect::KEYPOINTS];
+use edge::infer::detect::Keypoints;
 
 /// A face crop with its label.
 #[derive(Clone, Debug)]
@@ -190,11 +190,12 @@ pub fn train(
         None => (starting_model(cfg, &device)?, checkpoint::adam(), vec![]),
     };
 
-    // Each epoch: every item once, plus (with SBI) a fresh self-blended fake of every real face.
-    let mut slots: Vec<(usize, bool)> = (0..train.len()).map(|i| (i, false)).collect();
-    if cfg.sbi {
-        slots.extend((0..train.len()).filter(|&i| !train[i].fake).map(|i| (i, true)));
+    // Each epoch: every item once, plus a fresh fake of each chosen kind of every real face.
+    let mut slots: Vec<(usize, Option<FakeKind>)> = (0..train.len()).map(|i| (i, None)).collect();
+    for &kind in &cfg.fakes {
+        slots.extend((0..train.len()).filter(|&i| !train[i].fake).map(|i| (i, Some(kind))));
     }
+    let settings = cfg.fake_settings();
     for epoch in history.len() + 1..=cfg.epochs {
         let start = Instant::now();
         let mut rng = epoch_rng(cfg.seed, epoch);
@@ -210,15 +211,16 @@ pub fn train(
             }
             let mut images = Vec::with_capacity(chunk.len());
             let mut fake = Vec::with_capacity(chunk.len());
-            for &(i, blended) in chunk {
+            for &(i, made) in chunk {
                 let item = &train[i];
-                let face = if blended {
-                    self_blend(&item.image, item.keypoints.as_ref(), cfg.sbi_strength, &mut rng)
-                } else {
-                    item.image.clone()
+                let face = match made {
+                    Some(kind) => {
+                        kind.make(&item.image, item.keypoints.as_ref(), &settings, &mut rng)
+                    }
+                    None => item.image.clone(),
                 };
                 images.push(if cfg.augment { augment(&face, &mut rng) } else { face });
-                fake.push(item.fake || blended);
+                fake.push(item.fake || made.is_some());
             }
             let (updated, loss, right) =
                 step(model, &mut optim, cfg.lr, &images, &fake, meta, &device)?;

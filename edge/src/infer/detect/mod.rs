@@ -7,4 +7,4 @@ pub mod face;
 pub mod nms;
 
 pub use detector::{Detector, DetectorConfig};
-pub use face::{Face, KEYPOINTS};
+pub use face::{Face, Keypoints, KEYPOINTS};

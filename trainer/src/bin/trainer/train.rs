@@ -7,6 +7,7 @@ use clap::{ArgMatches, Args};
 use std::path::PathBuf;
 use trainer::data::faces::NoFace;
 use trainer::eval::metrics::ThresholdRule;
+use trainer::fakes::kind::FakeKind;
 use trainer::nets::Backbone;
 use trainer::run::{resume, run, saved_config, RunConfig};
 use trainer::train::{Adapter, Backend, TrainConfig};
@@ -45,7 +46,11 @@ pub struct TrainArgs {
     /// models/fetch fetches into models/).
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
-    /// Add self-blended fakes made from the real faces (enough to train with real photos only).
+    /// Kinds of fake to make from every real face each epoch (enough to train with real photos
+    /// only): sbi (self-blended images), upsample (generator up-sampling traces).
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    fakes: Vec<FakeKind>,
+    /// The same as --fakes sbi (added to any other kinds).
     #[arg(long)]
     sbi: bool,
     /// Colour and brightness change of self-blended fakes: 1 is the published range, larger
@@ -101,6 +106,17 @@ fn false_alarm_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--fakes`, with `--sbi` added, each kind once, in the order given.
+fn fake_kinds(fakes: &[FakeKind], sbi: bool) -> Vec<FakeKind> {
+    let mut kinds = vec![];
+    for &kind in fakes.iter().chain(sbi.then_some(&FakeKind::Sbi)) {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds
+}
+
 /// With `--resume`: the run's saved configuration, with the settings a resumed run may change
 /// taken from the command line where given there (`trainer::resume`); any other setting given
 /// there must agree.
@@ -112,7 +128,11 @@ fn resumed_config(cli: RunConfig, matches: &ArgMatches) -> Result<RunConfig> {
         "threshold_rule" => "max_false_alarm".to_string(),
         name => name.to_string(),
     };
-    let given = |name: &str| matches.value_source(&arg(name)) == Some(ValueSource::CommandLine);
+    let from_cli = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let given = |name: &str| match name {
+        "fakes" => from_cli("fakes") || from_cli("sbi"),
+        name => from_cli(&arg(name)),
+    };
     let (cfg, conflicts) = trainer::resume::merge(&saved_config(&cli.out)?, &cli, given)?;
     if !conflicts.is_empty() {
         let flags: Vec<String> = conflicts
@@ -162,7 +182,7 @@ pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
             batch_size: cli.batch_size,
             lr: cli.lr,
             seed: cli.seed,
-            sbi: cli.sbi,
+            fakes: fake_kinds(&cli.fakes, cli.sbi),
             sbi_strength: cli.sbi_strength,
             augment: !cli.no_augment,
         },

@@ -506,3 +506,61 @@ fn calibrate_on_the_board_sets_the_threshold_edge_then_uses() {
     }
     assert_eq!(std::fs::read(&model).expect("model"), before);
 }
+
+/// `edge` with `args`, killed (and the test failed) if it has not finished within two minutes:
+/// these inputs once made it run forever.
+fn edge_finishing(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edge"));
+    command.env("EDGE_MODELS", root().join("models")).args(args);
+    testkit::output_within(command, std::time::Duration::from_secs(120))
+}
+
+/// Two links back to the folder and a FIFO named like an image (issue 27, class 1): `edge --file`
+/// classifies the photo once and names the FIFO and each link as skipped; `edge --dir` plays the
+/// one frame and names them too. Before, the links made both walk without end (memory growing)
+/// and the FIFO blocked in open(2).
+#[cfg(unix)]
+#[test]
+fn folder_links_and_a_fifo_neither_loop_nor_block() {
+    use std::os::unix::fs::symlink;
+    let s = testkit::Scratch::new("links");
+    let dir = s.join("d");
+    std::fs::create_dir(&dir).expect("folder");
+    std::fs::copy(photo("astronaut.png"), dir.join("astronaut.png")).expect("copy");
+    symlink(".", dir.join("s1")).expect("link");
+    symlink(".", dir.join("s2")).expect("link");
+    let fifo = std::ffi::CString::new(path_str(&dir.join("x.jpg"))).expect("C string");
+    // SAFETY: mkfifo reads the NUL-terminated path only.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+
+    let out = edge_finishing(&["--json", "--file", path_str(&dir)]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out);
+    let name = |l: &Value| {
+        Path::new(l["file"].as_str().unwrap_or_default())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    };
+    let classified: Vec<_> = lines.iter().filter(|l| l.get("faces").is_some()).collect();
+    assert_eq!(classified.len(), 1, "{lines:#?}");
+    assert_eq!(name(classified[0]).as_deref(), Some("astronaut.png"));
+    for (file, cause) in
+        [("x.jpg", "not a regular file"), ("s1", "listed already"), ("s2", "listed already")]
+    {
+        let line = lines
+            .iter()
+            .find(|l| name(l).as_deref() == Some(file))
+            .unwrap_or_else(|| panic!("{file}: {lines:#?}"));
+        assert!(line["error"].as_str().is_some_and(|e| e.contains(cause)), "{line}");
+    }
+
+    let out = edge_finishing(&["--json", "--dir", path_str(&dir)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for file in ["x.jpg: not a regular file", "s1: ", "s2: "] {
+        assert!(
+            stderr.lines().any(|l| l.contains("skipped") && l.contains(file)),
+            "{file}: {stderr}"
+        );
+    }
+}

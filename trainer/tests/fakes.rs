@@ -119,3 +119,35 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
     let csv = std::fs::read_to_string(tmp.join("eval/faces.csv")).expect("faces.csv");
     assert!(csv.lines().skip(1).all(|l| l.contains(",0.0,0.0,128.0,128.0,")), "{csv}");
 }
+
+/// Links back into a data folder and a FIFO named like a photo (issue 27, class 1): the trainer
+/// reads the real photo once, names the rest as skipped, and finishes.
+#[cfg(unix)]
+#[test]
+fn a_data_folder_with_link_loops_and_a_fifo_is_walked_once() {
+    use std::os::unix::fs::symlink;
+    let tmp = run_folder_with("trainer-links", &["astronaut.png"]);
+    let real = tmp.join("data/real");
+    symlink(".", real.join("s1")).expect("link");
+    symlink("..", real.join("s2")).expect("link");
+    let status = std::process::Command::new("mkfifo").arg(real.join("x.jpg")).status();
+    assert!(status.is_ok_and(|s| s.success()), "mkfifo");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
+    command.env("EDGE_MODELS", root().join("models")).arg("fakes");
+    for (flag, path) in
+        [("--data", tmp.join("data")), ("--out", tmp.join("set")), ("--cache", tmp.join("cache"))]
+    {
+        command.arg(flag).arg(path);
+    }
+    let out = testkit::output_within(command, std::time::Duration::from_secs(120));
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(": 1 real faces, fakes: 1 sbi;"), "{stdout}");
+    for skipped in ["x.jpg: not a regular file", "s1: ", "s2/real: "] {
+        assert!(
+            stderr.lines().any(|l| l.contains("skipped") && l.contains(skipped)),
+            "{skipped}: {stderr}"
+        );
+    }
+}

@@ -46,7 +46,7 @@ pub struct Loaded {
 
 /// Reads and parses a model file; the model is typed but not yet optimised.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = std::fs::read(path).context("cannot read model file")?;
+    let bytes = crate::input::files::read_regular(path).context("cannot read model file")?;
     if bytes.is_empty() {
         bail!("empty model file");
     }

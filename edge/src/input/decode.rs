@@ -14,7 +14,7 @@ pub const MAX_ALLOC: u64 = 512 << 20;
 
 /// Decodes an image file into upright 8-bit RGB.
 pub fn open(path: &Path) -> Result<RgbImage> {
-    let file = std::fs::File::open(path).context("cannot open")?;
+    let file = super::files::open_regular(path)?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len == 0 {
         bail!("empty file");

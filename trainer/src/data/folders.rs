@@ -90,7 +90,7 @@ pub fn scan(roots: &[PathBuf]) -> Result<Dataset> {
         }
         for (folder, label) in folders {
             for (path, listed) in edge::input::files::expand_inputs(&[folder]) {
-                let bytes = listed.and_then(|()| Ok(std::fs::read(&path)?));
+                let bytes = listed.and_then(|()| edge::input::files::read_regular(&path));
                 match bytes {
                     Err(e) => data.unreadable.push((path, format!("{e:#}"))),
                     Ok(bytes) => {

@@ -197,7 +197,7 @@ fn score(
         }
         // The file is read once: decoded from memory, and its header kept for the JPEG cue.
         let analysed = listed.and_then(|()| {
-            let bytes = std::fs::read(&path).context("cannot read")?;
+            let bytes = edge::input::files::read_regular(&path)?;
             let img = edge::input::decode::from_memory(&bytes)?;
             let faces = if cfg.crops {
                 vec![whole_image_as_face(pipeline, &img)?]

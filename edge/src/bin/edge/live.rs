@@ -61,6 +61,9 @@ fn opener(options: &LiveOptions, stop: &Arc<AtomicBool>) -> Result<Opener> {
         let (dir, looping, fps) = (dir.clone(), options.looping, options.fps);
         return Ok(Box::new(move || {
             let folder = Box::new(FolderSource::open(&dir, looping, fps)?);
+            for (path, cause) in folder.skipped() {
+                eprintln!("edge: skipped {}: {cause}", path.display());
+            }
             Ok(match fps {
                 Some(_) => Box::new(Newest::spawn(folder, stop.clone(), STALL)?),
                 None => folder,

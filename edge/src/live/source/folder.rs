@@ -1,7 +1,7 @@
 //! A folder played as a camera.
 
 use super::frame::{Frame, FrameSource, SourceError};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct FolderSource {
     dir: PathBuf,
     paths: Vec<PathBuf>,
+    /// Entries left out when the folder was listed (a FIFO, a link loop), with the cause.
+    skipped: Vec<(PathBuf, String)>,
     next: usize,
     seq: u64,
     looping: bool,
@@ -19,12 +21,18 @@ pub struct FolderSource {
 }
 
 impl FolderSource {
-    /// Lists the images of `dir`; fails if it cannot be listed or holds no image.
+    /// Lists the images of `dir`; fails if it cannot be listed or holds no image. Entries that
+    /// cannot be read as images (a FIFO, a link loop) are left out: see [`FolderSource::skipped`].
     pub fn open(dir: &Path, looping: bool, fps: Option<f64>) -> Result<Self> {
-        let mut paths = vec![];
+        let (mut paths, mut skipped) = (vec![], vec![]);
         for (path, listed) in crate::input::files::expand_inputs(&[dir.to_path_buf()]) {
-            listed.with_context(|| format!("frames folder {}", path.display()))?;
-            paths.push(path);
+            match listed {
+                Ok(()) => paths.push(path),
+                Err(e) if path == dir => {
+                    return Err(e.context(format!("frames folder {}", path.display())))
+                }
+                Err(e) => skipped.push((path, crate::error::one_line(&e))),
+            }
         }
         if !dir.is_dir() {
             bail!("frames folder {}: not a folder", dir.display());
@@ -40,12 +48,20 @@ impl FolderSource {
         Ok(FolderSource {
             dir: dir.to_path_buf(),
             paths,
+            skipped,
             next: 0,
             seq: 0,
             looping,
             interval,
             due: None,
         })
+    }
+}
+
+impl FolderSource {
+    /// The entries of the folder left out, with the cause.
+    pub fn skipped(&self) -> &[(PathBuf, String)] {
+        &self.skipped
     }
 }
 

@@ -125,7 +125,8 @@ fn bad_files_in_a_folder_are_reported_and_the_good_ones_still_classified() {
     std::fs::write(batch.join("c_empty.jpg"), b"").expect("write");
     std::fs::write(batch.join("d_text.jpg"), b"these are not the pixels you are looking for\n")
         .expect("write");
-    std::fs::write(batch.join("e_huge.png"), png_header(100_000, 100_000)).expect("write");
+    std::fs::write(batch.join("e_huge.png"), testkit::bombs::png_header(100_000, 100_000, 2))
+        .expect("write");
     std::fs::write(batch.join("notes.txt"), b"not an image name: ignored in folders")
         .expect("write");
     std::fs::write(batch.join("sub/z_good.png"), &good).expect("write");
@@ -159,30 +160,6 @@ fn bad_files_in_a_folder_are_reported_and_the_good_ones_still_classified() {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("face 1:").count(), 2, "{stdout}");
-}
-
-/// A PNG signature and IHDR chunk claiming the given size, with no pixel data.
-fn png_header(width: u32, height: u32) -> Vec<u8> {
-    let mut chunk = b"IHDR".to_vec();
-    chunk.extend(width.to_be_bytes());
-    chunk.extend(height.to_be_bytes());
-    chunk.extend([8, 2, 0, 0, 0]); // 8-bit RGB
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(13u32.to_be_bytes());
-    png.extend(&chunk);
-    png.extend(crc32(&chunk).to_be_bytes());
-    png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 #[test]
@@ -562,5 +539,54 @@ fn folder_links_and_a_fifo_neither_loop_nor_block() {
             stderr.lines().any(|l| l.contains("skipped") && l.contains(file)),
             "{file}: {stderr}"
         );
+    }
+}
+
+/// Runs `edge` with `args` to its end and returns its exit code and its own peak resident memory
+/// (KiB), read by wait4(2) for that one process.
+#[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's wait cannot replace
+fn edge_peak_rss(args: &[&str]) -> (i32, i64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_edge"))
+        .env("EDGE_MODELS", root().join("models"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("edge starts");
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills; the pid is our own unwaited child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+/// Each bomb (a 35-byte GIF, an RGBA PNG header and a photo's JPEG claiming 16000², each asking
+/// for gigabytes) peaks below twice the memory of a normal photo: refused from its header with a line
+/// that names the file (issue 27, class 2).
+#[cfg(target_os = "linux")]
+#[test]
+fn bombs_cost_no_more_memory_than_a_photo() {
+    let s = testkit::Scratch::new("bombs");
+    let (code, normal) = edge_peak_rss(&["--file", path_str(&photo("astronaut.png"))]);
+    assert_eq!(code, 0);
+    let t1 = std::fs::read(photo("t1.jpg")).expect("t1.jpg");
+    for (name, bytes) in [
+        ("gif.gif", testkit::bombs::gif(16_384)),
+        ("rgba.png", testkit::bombs::png_header(16_384, 16_384, 6)),
+        ("big.jpg", testkit::bombs::jpeg_claiming(&t1, 16_000, 16_000)),
+    ] {
+        let bomb = s.write(name, bytes);
+        let (code, peak) = edge_peak_rss(&["--file", path_str(&bomb)]);
+        assert_eq!(code, 1, "{name}");
+        assert!(peak < 2 * normal, "{name}: {peak} KiB against {normal} KiB for a photo");
+        let out = Command::new(env!("CARGO_BIN_EXE_edge"))
+            .env("EDGE_MODELS", root().join("models"))
+            .args(["--file", path_str(&bomb)])
+            .output()
+            .expect("edge runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name) && stderr.contains("above the decoder limit"), "{stderr}");
     }
 }

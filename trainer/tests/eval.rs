@@ -3,7 +3,7 @@
 //! a deepfake). Every face's p(FAKE) is checked against the `edge` binary's, and AUC, EER and AP
 //! against a second implementation here, from the CSV the command writes.
 
-use crate::support::{photo, root, run_folder_with, Scratch};
+use crate::support::{bare_trainer, photo, root, run_folder_with, Scratch};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -260,4 +260,17 @@ fn eval_refuses_a_missing_folder_and_a_folder_without_classes_in_one_line() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(cause) && stderr.contains(&*data.to_string_lossy()), "{stderr}");
     }
+    // A model that is not a classifier (the face detector): one line naming it, before any image.
+    let detector = root().join("models/face_detection_full_range.tflite");
+    let run = bare_trainer(
+        &["eval"],
+        &[("--model", &detector), ("--data", &tmp.join("data")), ("--out", &tmp.join("eval"))],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("face_detection_full_range") && stderr.contains("no metadata"),
+        "{stderr}"
+    );
 }

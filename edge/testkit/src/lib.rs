@@ -1,9 +1,10 @@
 //! Helpers of the edge and trainer tests and benches, defined once: the photos and models fetched
 //! by `models/fetch`, scratch folders, a small real classifier written as ONNX with a plain Rust
 //! reference of the same network (to check that `edge` preprocesses and runs it correctly), a
-//! MobileNetV3-Small with made-up weights (for timing), and a Mosquitto broker and subscriber for
-//! the MQTT tests. A dev-dependency only: nothing here ships.
+//! MobileNetV3-Small with made-up weights (for timing), small files claiming huge images (`bombs`),
+//! and a Mosquitto broker and subscriber for the MQTT tests. A dev-dependency only: nothing here ships.
 
+pub mod bombs;
 pub mod mobilenet;
 pub mod mqtt;
 

@@ -9,7 +9,8 @@
 //! - [`live`]: the real-time loop over a camera or a folder, handing everything to [`live::Sink`]s;
 //! - [`sinks`]: the outputs (stdout lines, snapshots, framebuffer, MQTT);
 //! - [`service`]: systemd readiness, watchdog and signals;
-//! - [`output`]: files written whole or not at all.
+//! - [`output`]: files written whole or not at all;
+//! - [`range`]: the allowed range of every numeric setting.
 //!
 //! The `edge` binary's flags, configuration files and printing live in `src/bin/edge/`.
 
@@ -19,6 +20,7 @@ pub mod infer;
 pub mod input;
 pub mod live;
 pub mod output;
+pub mod range;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod sinks;

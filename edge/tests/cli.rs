@@ -590,3 +590,53 @@ fn bombs_cost_no_more_memory_than_a_photo() {
         assert!(stderr.contains(name) && stderr.contains("above the decoder limit"), "{stderr}");
     }
 }
+
+/// Numbers out of their range, NaN and infinities are refused at start with the allowed range,
+/// from the command line and from a `--config` file alike, and so are numbers a model's metadata
+/// carries (issue 27, class 4: `--fps 1e-30` and `--stats-every inf` panicked, `--min-score NaN`
+/// gave 452 "faces").
+#[test]
+fn numbers_outside_their_range_are_refused_with_the_range() {
+    let s = Scratch::new("ranges");
+    let photo = photo("astronaut.png");
+    for (flag, value, range) in [
+        ("--threshold", "2", "from 0 to 1"),
+        ("--threshold", "NaN", "from 0 to 1"),
+        ("--min-score", "-1", "from 0 to 1"),
+        ("--min-score", "NaN", "from 0 to 1"),
+        ("--margin", "1e9", "from 0 to 2"),
+        ("--fps", "1e-30", "from 0.01 to 1000"),
+        ("--stats-every", "inf", "from 0 to 86400"),
+        ("--hysteresis", "NaN", "from 0 to 0.5"),
+        ("--width", "100000", "from 16 to 16384"),
+    ] {
+        let out = s.edge(&["--file", path_str(&photo), &format!("{flag}={value}")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(range), "{flag} {value}: {stderr}");
+        assert!(out.stdout.is_empty(), "{flag} {value}: nothing is analysed");
+    }
+    let config = s.dir.write("bad.toml", "min-score = nan\n");
+    let out = s.edge(&["--config", path_str(&config), "--file", path_str(&photo)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("from 0 to 1"), "{stderr}");
+
+    // A model whose metadata says threshold 2, or std 1e-45.
+    let onnx = std::fs::read(&s.classifier).expect("test classifier");
+    for (name, key, value, cause) in [
+        ("threshold.onnx", "threshold", serde_json::json!(2.0), "metadata threshold: 2 is not"),
+        ("std.onnx", "std", serde_json::json!([1e-45, 0.2, 0.2]), "metadata std"),
+    ] {
+        let mut meta: Value = serde_json::from_str(&testkit::meta_json()).expect("JSON");
+        meta[key] = value;
+        let bad = edge::infer::onnx::with_meta(&onnx, &meta.to_string()).expect("rewritten");
+        let model = s.dir.write(name, bad);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+        cmd.env("EDGE_MODELS", root().join("models"));
+        let out = cmd.arg("--model").arg(&model).arg("--file").arg(&photo).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains(cause), "{name}: {stderr}");
+    }
+}

@@ -355,3 +355,29 @@ fn fake_kinds_are_trained_validated_and_kept_on_resume() {
     assert_eq!(resumed.status.code(), Some(2), "{err}");
     assert!(err.contains("cannot resume with --fakes"), "{err}");
 }
+
+/// Settings out of their range are refused before any photo is read, with the range (issue 27,
+/// class 4: `--input-size 100000` aborted on a 30 GB allocation, `--lr NaN` trained on).
+#[test]
+fn settings_out_of_range_are_refused_with_the_range() {
+    let tmp = fresh_run_folder("trainer-ranges");
+    for (flag, value, range) in [
+        ("--lr", "NaN", "from 0.00000001 to 1"),
+        ("--lr", "-1", "to 1"),
+        ("--input-size", "100000", "from 32 to 1024"),
+        ("--input-size", "1", "from 32 to 1024"),
+        ("--batch-size", "0", "from 1 to 4096"),
+        ("--val-fraction", "2", "from 0 to 0.9"),
+        ("--sbi-strength", "NaN", "from 0 to 10"),
+        ("--min-score", "NaN", "from 0 to 1"),
+    ] {
+        let out = bare_trainer(
+            &["--sbi", &format!("{flag}={value}")],
+            &[("--data", &tmp.join("data")), ("--out", &tmp.join("run"))],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(range), "{flag} {value}: {stderr}");
+        assert!(!tmp.join("run").exists(), "{flag} {value}: nothing is written");
+    }
+}

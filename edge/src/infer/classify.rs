@@ -54,6 +54,25 @@ pub struct ModelMeta {
     pub threshold: f32,
 }
 
+impl ModelMeta {
+    /// Refuses metadata no classifier can be run with: a label twice, a threshold outside 0–1
+    /// (just above 1 is allowed: calibration's "no face FAKE"), a mean or std that is not a
+    /// plausible pixel statistic.
+    pub fn check(&self) -> Result<()> {
+        use crate::range::check;
+        let bad = |what: &str, e: String| anyhow::anyhow!("metadata {what}: {e}");
+        ensure!(self.labels[0] != self.labels[1], "metadata lists {} twice", self.labels[0]);
+        if self.threshold != 1.0f32.next_up() {
+            check(self.threshold, 0.0, 1.0).map_err(|e| bad("threshold", e))?;
+        }
+        for c in 0..3 {
+            check(self.mean[c], -10.0, 10.0).map_err(|e| bad("mean", e))?;
+            check(self.std[c], 1e-3, 1e3).map_err(|e| bad("std", e))?;
+        }
+        Ok(())
+    }
+}
+
 /// Memory layout of the image input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layout {
@@ -82,8 +101,7 @@ impl Classifier {
                 .with_context(|| format!("metadata `{META_KEY}` is not valid"))?,
             None => read_sidecar(path)?,
         };
-        ensure!(meta.labels[0] != meta.labels[1], "metadata lists {} twice", meta.labels[0]);
-        ensure!(meta.std.iter().all(|s| *s > 0.0), "metadata std must be positive");
+        meta.check()?;
         let fact = loaded.model.input_fact(0)?;
         let dims: Vec<Option<usize>> = fact.shape.iter().map(|d| d.to_usize().ok()).collect();
         let (layout, size) = match dims.as_slice() {

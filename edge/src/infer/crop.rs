@@ -10,6 +10,8 @@ use image::{Rgb, RgbImage};
 /// Default margin: the square's side is the larger box side times (1 + margin). BlazeFace boxes run
 /// from the brows to the chin; a margin keeps the blending boundary of swapped faces in view.
 pub const DEFAULT_MARGIN: f32 = 0.3;
+/// The largest margin a setting may ask for: a square three times the face's side.
+pub const MAX_MARGIN: f32 = 2.0;
 
 /// A square in source pixels; it may extend beyond the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,11 @@ use crate::nets::Backbone;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
+/// The smallest and largest side of the square crops a network may take: the MobileNets reduce
+/// their input 32 times, and above 1024 px one batch outgrows a small machine's memory.
+pub const MIN_INPUT: u32 = 32;
+pub const MAX_INPUT: u32 = 1024;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub input_size: u32,
@@ -42,8 +47,15 @@ impl TrainConfig {
         FakeSettings { sbi_strength: self.sbi_strength }
     }
 
-    /// Refuses settings no network can be built or started with.
+    /// Refuses settings no network can be built or started with (the command line's parsers
+    /// refuse them first; this also covers a saved or hand-made configuration).
     pub fn check(&self) -> Result<()> {
+        use edge::range::check;
+        let bad = |flag: &str, e: String| anyhow::anyhow!("--{flag} {e}");
+        check(self.input_size, MIN_INPUT, MAX_INPUT).map_err(|e| bad("input-size", e))?;
+        check(self.batch_size, 1, 4096).map_err(|e| bad("batch-size", e))?;
+        check(self.lr, 1e-8, 1.0).map_err(|e| bad("lr", e))?;
+        check(self.sbi_strength, 0.0, 10.0).map_err(|e| bad("sbi-strength", e))?;
         ensure!(
             self.width.is_finite() && self.width > 0.0,
             "--width {} is not a positive multiplier",

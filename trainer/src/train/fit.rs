@@ -224,6 +224,13 @@ pub fn train(
             }
             let (updated, loss, right) =
                 step(model, &mut optim, cfg.lr, &images, &fake, meta, &device)?;
+            // A diverged run would train every epoch on NaN weights and export a model without a
+            // threshold; it stops here, before anything of this epoch is written.
+            ensure!(
+                loss.is_finite(),
+                "epoch {epoch}, batch {}: the loss is {loss}: training diverged (try a lower --lr)",
+                b + 1
+            );
             model = updated;
             loss_sum += loss * chunk.len() as f64;
             correct += right;

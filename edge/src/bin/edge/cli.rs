@@ -5,8 +5,10 @@ use anyhow::Result;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use edge::infer::crop;
 use edge::infer::model_files::{DEFAULT_CLASSIFIER_FILE, FULL_RANGE_FILE, SHORT_RANGE_FILE};
+use edge::input::decode::MAX_SIDE;
 use edge::live::track::TrackerConfig;
 use edge::live::{LiveConfig, MAX_THREADS};
+use edge::range::within;
 use edge::{DetectorConfig, Pipeline};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,7 +80,7 @@ pub struct CalibrateOptions {
 pub struct BenchOptions {
     #[arg(long, value_name = "PATH")]
     pub file: PathBuf,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = within(1usize, 100_000))]
     pub runs: usize,
     /// The report as JSON instead of a Markdown table.
     #[arg(long)]
@@ -96,7 +98,7 @@ pub struct BenchOptions {
     #[arg(long)]
     pub profile: bool,
     /// With --profile: how many of the slowest nodes to list.
-    #[arg(long, default_value_t = 15, value_name = "N")]
+    #[arg(long, default_value_t = 15, value_name = "N", value_parser = within(1usize, 10_000))]
     pub top: usize,
     #[command(flatten)]
     pub models: ModelOptions,
@@ -125,17 +127,19 @@ pub struct ModelOptions {
     #[arg(long, default_value = "full", value_name = "short|full|PATH")]
     pub detector: String,
     /// p(FAKE) at or above which a face is FAKE [default: the model's own threshold].
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = within(0.0f32, 1.0))]
     pub threshold: Option<f32>,
     /// Minimum detector score for a face.
-    #[arg(long, default_value_t = DetectorConfig::default().min_score, value_name = "S")]
+    #[arg(long, default_value_t = DetectorConfig::default().min_score, value_name = "S",
+          value_parser = within(0.0f32, 1.0))]
     pub min_score: f32,
     /// Also detect on overlapping tiles of large images, to find small faces in big photos
     /// (several detector passes per image).
     #[arg(long)]
     pub tiles: bool,
     /// Crop margin around each face box, as a fraction of its larger side.
-    #[arg(long, default_value_t = crop::DEFAULT_MARGIN, value_name = "F")]
+    #[arg(long, default_value_t = crop::DEFAULT_MARGIN, value_name = "F",
+          value_parser = within(0.0f32, crop::MAX_MARGIN))]
     pub margin: f32,
 }
 
@@ -177,10 +181,10 @@ pub struct LiveOptions {
     #[arg(long, value_name = "N")]
     pub camera: Option<u32>,
     /// Camera frame width (the camera's closest mode is used).
-    #[arg(long, default_value_t = 640, value_name = "PX")]
+    #[arg(long, default_value_t = 640, value_name = "PX", value_parser = within(16u32, MAX_SIDE))]
     pub width: u32,
     /// Camera frame height.
-    #[arg(long, default_value_t = 480, value_name = "PX")]
+    #[arg(long, default_value_t = 480, value_name = "PX", value_parser = within(16u32, MAX_SIDE))]
     pub height: u32,
     /// Camera pixel format [default: the camera's choice for the size and rate].
     #[arg(long, value_parser = ["mjpeg", "yuyv", "nv12"], value_name = "FORMAT")]
@@ -193,29 +197,32 @@ pub struct LiveOptions {
     pub dir: Option<PathBuf>,
     /// Camera frame rate [default: 30]; for a folder, a camera-like pace (without it, frames
     /// are read as fast as the loop takes them).
-    #[arg(long, value_name = "FPS")]
+    #[arg(long, value_name = "FPS", value_parser = within(0.01, 1000.0))]
     pub fps: Option<f64>,
     /// Play the folder again from the start when it ends.
     #[arg(long = "loop")]
     pub looping: bool,
     /// Stop after this many processed frames.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = within(1u64, u64::MAX))]
     pub max_frames: Option<u64>,
     /// Run the face detector on every N-th frame and track the faces in between.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = within(1u64, 1000))]
     pub detect_every: u64,
     /// Threads for the loop: 2 runs the face detector on the next frame while the faces of this
     /// one are classified (same results, more frames/s on a board with cores to spare).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = within(1usize, MAX_THREADS))]
     pub threads: usize,
     /// Weight of the newest p(FAKE) in each face's running average (1 = no smoothing).
-    #[arg(long, default_value_t = TrackerConfig::default().smoothing, value_name = "W")]
+    #[arg(long, default_value_t = TrackerConfig::default().smoothing, value_name = "W",
+          value_parser = within(0.01f32, 1.0))]
     pub smoothing: f32,
     /// How far the smoothed p(FAKE) must cross the threshold to change a face's label.
-    #[arg(long, default_value_t = TrackerConfig::default().hysteresis, value_name = "P")]
+    #[arg(long, default_value_t = TrackerConfig::default().hysteresis, value_name = "P",
+          value_parser = within(0.0f32, 0.5))]
     pub hysteresis: f32,
     /// Frames without a detection after which a face has left.
-    #[arg(long, default_value_t = TrackerConfig::default().forget_after, value_name = "N")]
+    #[arg(long, default_value_t = TrackerConfig::default().forget_after, value_name = "N",
+          value_parser = within(0u64, 100_000))]
     pub forget_after: u64,
     /// Write the annotated frame into this folder whenever a face turns FAKE.
     #[arg(long, value_name = "DIR")]
@@ -233,22 +240,12 @@ pub struct LiveOptions {
     #[arg(long, requires = "mqtt", value_name = "FILE")]
     pub mqtt_credentials: Option<PathBuf>,
     /// Print statistics every this many seconds (0: only at the end).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = within(0.0, 86_400.0))]
     pub stats_every: f64,
 }
 
 impl LiveOptions {
     pub fn config(&self) -> Result<LiveConfig> {
-        anyhow::ensure!(self.detect_every >= 1, "--detect-every must be at least 1");
-        anyhow::ensure!(
-            self.smoothing > 0.0 && self.smoothing <= 1.0,
-            "--smoothing must be in (0, 1]"
-        );
-        anyhow::ensure!(
-            (1..=MAX_THREADS).contains(&self.threads),
-            "--threads must be 1 or {MAX_THREADS}: the loop runs detection beside classification, \
-             no more"
-        );
         Ok(LiveConfig {
             detect_every: self.detect_every,
             threads: self.threads,

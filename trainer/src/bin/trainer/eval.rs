@@ -20,7 +20,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Threshold to use instead of the model's own: a face is FAKE when p(FAKE) reaches it.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = edge::range::within(0.0f32, 1.0))]
     threshold: Option<f32>,
     /// The images are face crops already (as `trainer fakes` and `edge --crops` write them):
     /// each is scored whole as one face, without detection.

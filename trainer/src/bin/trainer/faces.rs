@@ -2,6 +2,7 @@
 //! options, and defaults, as `edge --file`.
 
 use clap::Args;
+use edge::range::within;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -21,9 +22,11 @@ pub struct DetectorArgs {
     /// Folder of the detector files.
     #[arg(long, env = "EDGE_MODELS", default_value = "models", value_name = "DIR")]
     models: PathBuf,
-    #[arg(long, default_value_t = edge::infer::crop::DEFAULT_MARGIN)]
+    #[arg(long, default_value_t = edge::infer::crop::DEFAULT_MARGIN,
+          value_parser = within(0.0f32, edge::infer::crop::MAX_MARGIN))]
     pub margin: f32,
-    #[arg(long, default_value_t = edge::DetectorConfig::default().min_score)]
+    #[arg(long, default_value_t = edge::DetectorConfig::default().min_score,
+          value_parser = within(0.0f32, 1.0))]
     pub min_score: f32,
 }
 

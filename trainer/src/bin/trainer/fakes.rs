@@ -4,9 +4,11 @@
 use crate::faces::{default_cache, DetectorArgs};
 use anyhow::Result;
 use clap::Args;
+use edge::range::within;
 use std::path::PathBuf;
 use trainer::fakes::folder::{write_fakes, FakesConfig};
 use trainer::fakes::kind::{FakeKind, FakeSettings};
+use trainer::train::{MAX_INPUT, MIN_INPUT};
 
 #[derive(Args, Debug)]
 pub struct FakesArgs {
@@ -21,15 +23,16 @@ pub struct FakesArgs {
     #[arg(long, value_delimiter = ',', default_value = "sbi", value_name = "KIND,...")]
     kinds: Vec<FakeKind>,
     /// Fakes of each kind per real face.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = within(1usize, 100))]
     per_face: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Colour and brightness change of self-blended fakes (as in training).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = within(0.0f32, 10.0))]
     sbi_strength: f32,
     /// Side of the crops written.
-    #[arg(long, default_value_t = edge::infer::pipeline::DEFAULT_CROP_SIZE, value_name = "PX")]
+    #[arg(long, default_value_t = edge::infer::pipeline::DEFAULT_CROP_SIZE, value_name = "PX",
+          value_parser = within(MIN_INPUT, MAX_INPUT))]
     size: u32,
     /// Cache of face crops [default: $XDG_CACHE_HOME/deepfake-edge/crops].
     #[arg(long, value_name = "DIR")]

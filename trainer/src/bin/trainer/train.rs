@@ -4,13 +4,14 @@
 use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
+use edge::range::within;
 use std::path::PathBuf;
 use trainer::data::faces::NoFace;
 use trainer::eval::metrics::ThresholdRule;
 use trainer::fakes::kind::FakeKind;
 use trainer::nets::Backbone;
 use trainer::run::{resume, run, saved_config, RunConfig};
-use trainer::train::{Adapter, Backend, TrainConfig};
+use trainer::train::{Adapter, Backend, TrainConfig, MAX_INPUT, MIN_INPUT};
 
 /// The training options (the command without a subcommand).
 #[derive(Args, Debug)]
@@ -39,7 +40,7 @@ pub struct TrainArgs {
     backbone: Backbone,
     /// Width multiplier of mobilenet-v3-small (torchvision's rule: every channel count times W,
     /// rounded to a multiple of 8); not with --pretrained.
-    #[arg(long, default_value_t = 1.0, value_name = "W")]
+    #[arg(long, default_value_t = 1.0, value_name = "W", value_parser = within(0.05, 4.0))]
     width: f64,
     /// Start from torchvision ImageNet weights of the backbone (.pth: MobileNetV3-Small's
     /// `mobilenet_v3_small-047dcff4.pth`, or MobileNetV2's `mobilenet_v2-b0353104.pth`, which
@@ -55,21 +56,21 @@ pub struct TrainArgs {
     sbi: bool,
     /// Colour and brightness change of self-blended fakes: 1 is the published range, larger
     /// makes them easier to tell.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = within(0.0f32, 10.0))]
     sbi_strength: f32,
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = within(1usize, 100_000))]
     epochs: usize,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = within(1usize, 4096))]
     batch_size: usize,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = within(1e-8, 1.0))]
     lr: f64,
     /// Side of the square face crops the model takes.
-    #[arg(long, default_value_t = 224)]
+    #[arg(long, default_value_t = 224, value_parser = within(MIN_INPUT, MAX_INPUT))]
     input_size: u32,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Fraction of each class held out for validation.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = within(0.0, 0.9))]
     val_fraction: f64,
     /// Train on the crops as they are, without augmentation.
     #[arg(long)]
@@ -86,9 +87,11 @@ pub struct TrainArgs {
     /// Cache of face crops [default: $XDG_CACHE_HOME/deepfake-edge/crops].
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
-    #[arg(long, default_value_t = edge::infer::crop::DEFAULT_MARGIN)]
+    #[arg(long, default_value_t = edge::infer::crop::DEFAULT_MARGIN,
+          value_parser = within(0.0f32, edge::infer::crop::MAX_MARGIN))]
     margin: f32,
-    #[arg(long, default_value_t = edge::DetectorConfig::default().min_score)]
+    #[arg(long, default_value_t = edge::DetectorConfig::default().min_score,
+          value_parser = within(0.0f32, 1.0))]
     min_score: f32,
     /// Choose the decision threshold so that at most this share of the REAL validation faces is
     /// called FAKE (e.g. 0.05), catching as many FAKE ones as that allows [default: the threshold

@@ -640,3 +640,38 @@ fn numbers_outside_their_range_are_refused_with_the_range() {
         assert!(stderr.contains(name) && stderr.contains(cause), "{name}: {stderr}");
     }
 }
+
+/// Options of the live loop with `--file` are refused, not ignored (issue 27, class 6), and
+/// `--file` on the command line replaces a configuration file's `file = [...]`.
+#[test]
+fn live_options_with_file_are_refused_and_the_flag_wins_over_the_config() {
+    let s = Scratch::new("modes");
+    let photo = photo("astronaut.png");
+    for option in [
+        &["--mqtt", "localhost"][..],
+        &["--snapshots", "snaps"],
+        &["--loop"],
+        &["--max-frames", "3"],
+    ] {
+        let mut args = vec!["--file", path_str(&photo)];
+        args.extend(option);
+        let out = s.edge(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{option:?}: {stderr}");
+        assert!(stderr.contains(option[0]) && stderr.contains("cannot be used with"), "{stderr}");
+        assert!(out.stdout.is_empty(), "{option:?}");
+    }
+    let other = photo_str_in(&s, "einstein.jpg");
+    let config = s.dir.write("files.toml", format!("file = [{:?}]\n", other));
+    let out = s.edge(&["--json", "--config", path_str(&config), "--file", path_str(&photo)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0]["file"].as_str().is_some_and(|f| f.ends_with("astronaut.png")), "{lines:#?}");
+}
+
+fn photo_str_in(s: &Scratch, name: &str) -> String {
+    let path = s.dir.join(name);
+    std::fs::copy(photo(name), &path).expect("copy");
+    path.to_string_lossy().into_owned()
+}

@@ -181,54 +181,59 @@ pub struct LiveOptions {
     #[arg(long, value_name = "N")]
     pub camera: Option<u32>,
     /// Camera frame width (the camera's closest mode is used).
-    #[arg(long, default_value_t = 640, value_name = "PX", value_parser = within(16u32, MAX_SIDE))]
+    #[arg(long, conflicts_with = "file", default_value_t = 640, value_name = "PX",
+          value_parser = within(16u32, MAX_SIDE))]
     pub width: u32,
     /// Camera frame height.
-    #[arg(long, default_value_t = 480, value_name = "PX", value_parser = within(16u32, MAX_SIDE))]
+    #[arg(long, conflicts_with = "file", default_value_t = 480, value_name = "PX",
+          value_parser = within(16u32, MAX_SIDE))]
     pub height: u32,
     /// Camera pixel format [default: the camera's choice for the size and rate].
-    #[arg(long, value_parser = ["mjpeg", "yuyv", "nv12"], value_name = "FORMAT")]
+    #[arg(long, conflicts_with = "file", value_parser = ["mjpeg", "yuyv", "nv12"],
+          value_name = "FORMAT")]
     pub pixel_format: Option<String>,
     /// Show the annotated frames on a Linux framebuffer, e.g. /dev/fb0.
-    #[arg(long, value_name = "DEVICE")]
+    #[arg(long, conflicts_with = "file", value_name = "DEVICE")]
     pub display: Option<PathBuf>,
     /// A folder of images played as camera frames, in name order.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Camera frame rate [default: 30]; for a folder, a camera-like pace (without it, frames
     /// are read as fast as the loop takes them).
-    #[arg(long, value_name = "FPS", value_parser = within(0.01, 1000.0))]
+    #[arg(long, conflicts_with = "file", value_name = "FPS", value_parser = within(0.01, 1000.0))]
     pub fps: Option<f64>,
     /// Play the folder again from the start when it ends.
-    #[arg(long = "loop")]
+    #[arg(long = "loop", conflicts_with = "file")]
     pub looping: bool,
     /// Stop after this many processed frames.
-    #[arg(long, value_name = "N", value_parser = within(1u64, u64::MAX))]
+    #[arg(long, conflicts_with = "file", value_name = "N", value_parser = within(1u64, u64::MAX))]
     pub max_frames: Option<u64>,
     /// Run the face detector on every N-th frame and track the faces in between.
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = within(1u64, 1000))]
+    #[arg(long, conflicts_with = "file", default_value_t = 1, value_name = "N",
+          value_parser = within(1u64, 1000))]
     pub detect_every: u64,
     /// Threads for the loop: 2 runs the face detector on the next frame while the faces of this
     /// one are classified (same results, more frames/s on a board with cores to spare).
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = within(1usize, MAX_THREADS))]
+    #[arg(long, conflicts_with = "file", default_value_t = 1, value_name = "N",
+          value_parser = within(1usize, MAX_THREADS))]
     pub threads: usize,
     /// Weight of the newest p(FAKE) in each face's running average (1 = no smoothing).
-    #[arg(long, default_value_t = TrackerConfig::default().smoothing, value_name = "W",
-          value_parser = within(0.01f32, 1.0))]
+    #[arg(long, conflicts_with = "file", default_value_t = TrackerConfig::default().smoothing,
+          value_name = "W", value_parser = within(0.01f32, 1.0))]
     pub smoothing: f32,
     /// How far the smoothed p(FAKE) must cross the threshold to change a face's label.
-    #[arg(long, default_value_t = TrackerConfig::default().hysteresis, value_name = "P",
-          value_parser = within(0.0f32, 0.5))]
+    #[arg(long, conflicts_with = "file", default_value_t = TrackerConfig::default().hysteresis,
+          value_name = "P", value_parser = within(0.0f32, 0.5))]
     pub hysteresis: f32,
     /// Frames without a detection after which a face has left.
-    #[arg(long, default_value_t = TrackerConfig::default().forget_after, value_name = "N",
-          value_parser = within(0u64, 100_000))]
+    #[arg(long, conflicts_with = "file", default_value_t = TrackerConfig::default().forget_after,
+          value_name = "N", value_parser = within(0u64, 100_000))]
     pub forget_after: u64,
     /// Write the annotated frame into this folder whenever a face turns FAKE.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, conflicts_with = "file", value_name = "DIR")]
     pub snapshots: Option<PathBuf>,
     /// Publish events (and statistics) to this MQTT broker: host or host:port.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, conflicts_with = "file", value_name = "HOST:PORT")]
     pub mqtt: Option<String>,
     /// First level of the MQTT topics: <PREFIX>/<client id>/{events,status,stats}.
     #[arg(long, requires = "mqtt", value_name = "PREFIX")]
@@ -240,7 +245,8 @@ pub struct LiveOptions {
     #[arg(long, requires = "mqtt", value_name = "FILE")]
     pub mqtt_credentials: Option<PathBuf>,
     /// Print statistics every this many seconds (0: only at the end).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = within(0.0, 86_400.0))]
+    #[arg(long, conflicts_with = "file", default_value_t = 10.0, value_name = "SECONDS",
+          value_parser = within(0.0, 86_400.0))]
     pub stats_every: f64,
 }
 

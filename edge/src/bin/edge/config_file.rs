@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Command;
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -40,19 +41,31 @@ pub fn expand(args: Vec<OsString>, command: &Command) -> Result<Vec<OsString>> {
         Some(sub) => (sub, 1),
         None => (command, 0),
     };
+    // A setting comes from one place only: the command line wins over every file, a later file
+    // over an earlier one, for lists (`file = [...]`) as for single values.
+    let mut taken: HashSet<String> = rest
+        .iter()
+        .skip(at)
+        .filter_map(|a| a.to_str()?.strip_prefix("--"))
+        .map(|a| a.split('=').next().unwrap_or(a).to_string())
+        .collect();
     let mut settings = vec![];
-    for file in &files {
-        settings.extend(read(file, target)?);
+    for file in files.iter().rev() {
+        for (flag, args) in read(file, target)? {
+            if taken.insert(flag) {
+                settings.push(args);
+            }
+        }
     }
     let mut out = vec![program];
     out.extend(rest.iter().take(at).cloned());
-    out.extend(settings);
+    out.extend(settings.into_iter().rev().flatten());
     out.extend(rest.into_iter().skip(at));
     Ok(out)
 }
 
-/// One file's settings as flags, checked against `command`'s arguments.
-fn read(file: &Path, command: &Command) -> Result<Vec<OsString>> {
+/// One file's settings as flags, checked against `command`'s arguments: (flag name, arguments).
+fn read(file: &Path, command: &Command) -> Result<Vec<(String, Vec<OsString>)>> {
     let name = file.display();
     let text = std::fs::read_to_string(file).with_context(|| format!("config {name}"))?;
     let table: toml::Table =
@@ -71,6 +84,7 @@ fn read(file: &Path, command: &Command) -> Result<Vec<OsString>> {
             toml::Value::Array(items) => items,
             single => vec![single],
         };
+        let mut args = vec![];
         for value in values {
             let text = match value {
                 toml::Value::String(s) => s,
@@ -78,7 +92,7 @@ fn read(file: &Path, command: &Command) -> Result<Vec<OsString>> {
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) if !takes_value => {
                     if b {
-                        out.push(OsString::from(format!("--{flag}")));
+                        args.push(OsString::from(format!("--{flag}")));
                     }
                     continue;
                 }
@@ -87,9 +101,10 @@ fn read(file: &Path, command: &Command) -> Result<Vec<OsString>> {
             if !takes_value {
                 bail!("config {name}: `{key}` is a switch: write `{key} = true`");
             }
-            out.push(OsString::from(format!("--{flag}")));
-            out.push(OsString::from(text));
+            args.push(OsString::from(format!("--{flag}")));
+            args.push(OsString::from(text));
         }
+        out.push((flag, args));
     }
     Ok(out)
 }
@@ -146,6 +161,21 @@ mod tests {
         assert_eq!(m.get_one::<u64>("detect-every"), Some(&3));
         let files: Vec<&String> = m.get_many::<String>("file").expect("files").collect();
         assert_eq!(files, ["a.jpg", "b.jpg"]);
+
+        // A list too: `--file` on the command line replaces the file's `file = [...]`, and a
+        // later file's setting replaces an earlier one's.
+        let cli = ["edge", "--config", site, "--file", "c.jpg"];
+        let m = command().try_get_matches_from(expand(args(&cli), &command()).expect("expand"));
+        let m = m.expect("parse");
+        let files: Vec<&String> = m.get_many::<String>("file").expect("files").collect();
+        assert_eq!(files, ["c.jpg"]);
+        let other = write(&dir, "other.toml", "file = [\"d.jpg\"]\n");
+        let other = other.to_str().expect("utf-8 path");
+        let cli = ["edge", "--config", site, "--config", other];
+        let m = command().try_get_matches_from(expand(args(&cli), &command()).expect("expand"));
+        let m = m.expect("parse");
+        let files: Vec<&String> = m.get_many::<String>("file").expect("files").collect();
+        assert_eq!(files, ["d.jpg"]);
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -97,6 +97,7 @@ const SPLIT: &str = "split.json";
 
 fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<RunSummary> {
     cfg.train.check()?;
+    crate::data::faces::check_cache(&cfg.cache)?;
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
     let checkpoints = Checkpoints::new(&cfg.out, resume);

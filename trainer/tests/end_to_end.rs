@@ -381,3 +381,38 @@ fn settings_out_of_range_are_refused_with_the_range() {
         assert!(!tmp.join("run").exists(), "{flag} {value}: nothing is written");
     }
 }
+
+/// A checkpoint file damaged at rest stops `--resume` with its name (issue 27, class 8: 50
+/// flipped bytes in a model resumed silently), and a crop cache that cannot be written fails at
+/// start instead of skipping every photo.
+#[test]
+fn a_damaged_checkpoint_and_an_unwritable_cache_are_refused_by_name() {
+    let tmp = fresh_run_folder("trainer-damaged");
+    let (data, run) = (tmp.join("data"), tmp.join("run"));
+    let args = ["--sbi", "--input-size", "32", "--batch-size", "4", "--epochs", "1"];
+    let out =
+        bare_trainer(&args, &[("--data", &data), ("--out", &run), ("--cache", &tmp.join("cache"))]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = run.join("checkpoints/model-1.bpk");
+    let mut bytes = std::fs::read(&model).expect("checkpoint");
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 50] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&model, bytes).expect("damage");
+    let resumed = bare_trainer(&["--resume", "--epochs", "2"], &[("--out", &run)]);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("model-1.bpk") && stderr.contains("damaged"), "{stderr}");
+
+    let not_a_folder = tmp.join("cache-file");
+    std::fs::write(&not_a_folder, b"a file").expect("write");
+    let out = bare_trainer(
+        &args,
+        &[("--data", &data), ("--out", &tmp.join("run2")), ("--cache", &not_a_folder)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--cache") && stderr.contains("cache-file"), "{stderr}");
+}

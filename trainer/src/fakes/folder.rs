@@ -55,6 +55,7 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
     if std::fs::read_dir(&cfg.out).is_ok_and(|mut entries| entries.next().is_some()) {
         bail!("{}: not empty; choose a new folder, so no older fakes mix in", cfg.out.display());
     }
+    crate::data::faces::check_cache(&cfg.cache)?;
     let data = folders::scan(&cfg.data)?;
     let settings = CropSettings::for_detector(
         &cfg.detector,

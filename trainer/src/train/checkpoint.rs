@@ -4,8 +4,9 @@
 //! After every epoch: `model-<epoch>.bpk` (the weights and batch-norm statistics, in burn's
 //! burnpack format, which keeps the parameter ids that Adam's state is keyed by), `adam-<epoch>.bpk`
 //! (Adam's moments and step counts) and, written last and atomically, `state.json` (the
-//! configuration, the epoch, the history and the best epoch). Only the latest epoch's files and
-//! the best epoch's model are kept.
+//! configuration, the epoch, the history, the best epoch and the SHA-256 of each file it names,
+//! checked on resume so a damaged file stops the run with its name instead of training on). Only
+//! the latest epoch's files and the best epoch's model are kept.
 
 use super::config::{EpochStats, TrainConfig};
 use crate::nets::Net;
@@ -16,6 +17,8 @@ use burn::prelude::*;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint folder inside a run folder.
@@ -31,6 +34,9 @@ struct State {
     best_epoch: usize,
     /// The epochs' statistics, with exact floats (see `exact_floats`).
     history: Value,
+    /// SHA-256 (hex) of each checkpoint file by name; absent in checkpoints of older trainers.
+    #[serde(default)]
+    sha256: BTreeMap<String, String>,
 }
 
 /// The checkpoints of one run folder.
@@ -108,17 +114,22 @@ impl Checkpoints {
         optim
             .save(&adam_path)
             .map_err(|e| anyhow!("cannot write {}: {}", adam_path.display(), e))?;
+        let keep = [self.model_path(epoch), self.model_path(best_epoch), adam_path];
+        let mut sha256 = BTreeMap::new();
+        for path in &keep {
+            sha256.insert(file_name(path), digest(path)?);
+        }
         let state = State {
             config: cfg.clone(),
             epoch,
             best_epoch,
             history: exact_floats(serde_json::to_value(history)?),
+            sha256,
         };
         edge::output::write_atomically(&self.state_path(), |tmp| {
             Ok(std::fs::write(tmp, serde_json::to_string_pretty(&state)?)?)
         })?;
         // Now that state.json names the new files, the older ones can go.
-        let keep = [self.model_path(epoch), self.model_path(best_epoch), adam_path];
         for entry in std::fs::read_dir(&self.dir)
             .with_context(|| format!("cannot list {}", self.dir.display()))?
         {
@@ -165,9 +176,21 @@ impl Checkpoints {
             state.epoch,
             cfg.epochs
         );
-        let model = self.load_model(cfg, state.epoch, device)?;
         let adam_path = self.adam_path(state.epoch);
-        ensure!(adam_path.is_file(), "{}: missing", adam_path.display());
+        for file in
+            [self.model_path(state.epoch), self.model_path(state.best_epoch), adam_path.clone()]
+        {
+            ensure!(file.is_file(), "{}: missing", file.display());
+            if let Some(expected) = state.sha256.get(&file_name(&file)) {
+                ensure!(
+                    digest(&file)? == *expected,
+                    "{}: damaged (its SHA-256 is not the one {} recorded); start a new run",
+                    file.display(),
+                    STATE
+                );
+            }
+        }
+        let model = self.load_model(cfg, state.epoch, device)?;
         let optim =
             adam().load(&adam_path).map_err(|e| anyhow!("{}: {}", adam_path.display(), e))?;
         let best_model = if state.best_epoch == state.epoch {
@@ -193,6 +216,16 @@ impl Checkpoints {
         model.load_from(&mut store).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
         Ok(model)
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The SHA-256 of a file, hex.
+fn digest(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(crate::files::hex(&Sha256::digest(&bytes)))
 }
 
 /// serde_json reads decimals with a fast parser that can be one unit in the last place off, so a

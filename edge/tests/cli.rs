@@ -614,13 +614,19 @@ fn numbers_outside_their_range_are_refused_with_the_range() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
         assert!(stderr.contains(flag) && stderr.contains(range), "{flag} {value}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{flag} {value}: {stderr}");
         assert!(out.stdout.is_empty(), "{flag} {value}: nothing is analysed");
     }
+    // From a configuration file: one line that names the file.
     let config = s.dir.write("bad.toml", "min-score = nan\n");
     let out = s.edge(&["--config", path_str(&config), "--file", path_str(&photo)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("from 0 to 1"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("from 0 to 1") && stderr.contains("config ") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
 
     // A model whose metadata says threshold 2, or std 1e-45.
     let onnx = std::fs::read(&s.classifier).expect("test classifier");
@@ -674,4 +680,40 @@ fn photo_str_in(s: &Scratch, name: &str) -> String {
     let path = s.dir.join(name);
     std::fs::copy(photo(name), &path).expect("copy");
     path.to_string_lossy().into_owned()
+}
+
+/// A file name with a newline, and two names that differ only in bytes that are not UTF-8, each
+/// print as one distinct escaped name, in text and in JSON (issue 27, class 5).
+#[cfg(unix)]
+#[test]
+fn odd_file_names_print_escaped_on_one_line_each() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = testkit::Scratch::new("names");
+    let dir = s.join("d");
+    std::fs::create_dir(&dir).expect("folder");
+    let names: [&[u8]; 3] = [b"new\nline.png", b"bad\xff.png", b"bad\xfe.png"];
+    for name in names {
+        std::fs::copy(photo("astronaut.png"), dir.join(std::ffi::OsStr::from_bytes(name)))
+            .expect("copy");
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+    cmd.env("EDGE_MODELS", root().join("models")).arg("--json").arg("--file").arg(&dir);
+    let out = cmd.output().expect("edge runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut files: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|l| {
+            l["file"].as_str().expect("file").rsplit('/').next().unwrap_or_default().to_string()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files, [r"bad\xFE.png", r"bad\xFF.png", r"new\nline.png"]);
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+    cmd.env("EDGE_MODELS", root().join("models")).arg("--file").arg(&dir);
+    let out = cmd.output().expect("edge runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // One line per image and one per face.
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text.contains(r"new\nline.png: 512×512"), "{text}");
 }

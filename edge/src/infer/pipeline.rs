@@ -143,7 +143,7 @@ impl Pipeline {
         timings.decode = ms_since(t);
         let faces = self.analyse(&img, &mut timings)?;
         let report = ImageReport {
-            file: path.display().to_string(),
+            file: crate::input::files::printable(path),
             width: img.width(),
             height: img.height(),
             faces,

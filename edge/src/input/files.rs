@@ -70,6 +70,20 @@ fn walk(dir: &Path, walked: &mut HashSet<PathBuf>, out: &mut Vec<(PathBuf, Resul
     }
 }
 
+/// A path as printed in text and JSON lines: as it is, unless it holds a control character (a
+/// newline would split the line) or bytes that are not UTF-8 (two such names would print alike);
+/// then with those escaped as Rust writes them (`\n`, `\xFF`), so each name stays one distinct
+/// line's worth.
+pub fn printable(path: &Path) -> String {
+    match path.to_str() {
+        Some(text) if !text.chars().any(char::is_control) => text.to_owned(),
+        _ => {
+            let quoted = format!("{path:?}");
+            quoted[1..quoted.len() - 1].to_owned()
+        }
+    }
+}
+
 fn is_image_name(path: &Path) -> bool {
     path.extension()
         .map(|e| e.to_string_lossy().to_lowercase())
@@ -109,6 +123,18 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn names_with_newlines_or_bytes_that_are_not_utf8_print_escaped_and_distinct() {
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(printable(Path::new("d/plain name.jpg")), "d/plain name.jpg");
+        assert_eq!(printable(Path::new("d/new\nline.jpg")), "d/new\\nline.jpg");
+        let a = printable(Path::new(std::ffi::OsStr::from_bytes(b"bad\xff.png")));
+        let b = printable(Path::new(std::ffi::OsStr::from_bytes(b"bad\xfe.png")));
+        assert_eq!(a, "bad\\xFF.png");
+        assert_ne!(a, b);
+    }
 
     /// A folder with two links to itself, a link to a sibling, a broken link and a FIFO named
     /// like an image: every image is listed once, each loop and the FIFO is an error naming it,

@@ -2,6 +2,7 @@
 //! options they share, and what those resolve to.
 
 use anyhow::Result;
+use clap::error::{ContextKind, ContextValue};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use edge::infer::crop;
 use edge::infer::model_files::{DEFAULT_CLASSIFIER_FILE, FULL_RANGE_FILE, SHORT_RANGE_FILE};
@@ -104,10 +105,30 @@ pub struct BenchOptions {
     pub models: ModelOptions,
 }
 
-/// The command line with the settings of its `--config` files spliced in.
+/// The command line with the settings of its `--config` files spliced in. A bad value is one
+/// line, naming the configuration file when it came from one; help and version print as usual.
 pub fn parse() -> Result<Cli> {
-    let args = super::config_file::expand(std::env::args_os().collect(), &Cli::command())?;
-    let matches = Cli::command().try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    let (args, origins) =
+        super::config_file::expand(std::env::args_os().collect(), &Cli::command())?;
+    let matches = match Cli::command().try_get_matches_from(args) {
+        Ok(matches) => matches,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+            let flag = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(arg)) => {
+                    arg.trim_start_matches('-').split([' ', '=']).next().map(str::to_string)
+                }
+                _ => None,
+            };
+            match flag.and_then(|f| origins.get(&f)) {
+                Some(file) => anyhow::bail!("config {}: {message}", file.display()),
+                None => anyhow::bail!(message),
+            }
+        }
+    };
     Ok(Cli::from_arg_matches(&matches)?)
 }
 

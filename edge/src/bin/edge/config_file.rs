@@ -5,14 +5,19 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Command;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// `args` (program name first) with the settings of every `--config FILE` in it expanded in
 /// place of the flag, ahead of the other arguments; later files override earlier ones. Settings
 /// apply to the subcommand named on the command line, if any, else to `command` itself.
-pub fn expand(args: Vec<OsString>, command: &Command) -> Result<Vec<OsString>> {
+/// Also returns which file each spliced setting (by flag name) came from, so a bad value can be
+/// blamed on its file.
+pub fn expand(
+    args: Vec<OsString>,
+    command: &Command,
+) -> Result<(Vec<OsString>, HashMap<String, PathBuf>)> {
     let mut files = vec![];
     let mut rest = vec![];
     let mut it = args.into_iter();
@@ -49,11 +54,12 @@ pub fn expand(args: Vec<OsString>, command: &Command) -> Result<Vec<OsString>> {
         .filter_map(|a| a.to_str()?.strip_prefix("--"))
         .map(|a| a.split('=').next().unwrap_or(a).to_string())
         .collect();
-    let mut settings = vec![];
+    let (mut settings, mut origins) = (vec![], HashMap::new());
     for file in files.iter().rev() {
         for (flag, args) in read(file, target)? {
-            if taken.insert(flag) {
+            if taken.insert(flag.clone()) {
                 settings.push(args);
+                origins.insert(flag, file.clone());
             }
         }
     }
@@ -61,7 +67,7 @@ pub fn expand(args: Vec<OsString>, command: &Command) -> Result<Vec<OsString>> {
     out.extend(rest.iter().take(at).cloned());
     out.extend(settings.into_iter().rev().flatten());
     out.extend(rest.into_iter().skip(at));
-    Ok(out)
+    Ok((out, origins))
 }
 
 /// One file's settings as flags, checked against `command`'s arguments: (flag name, arguments).
@@ -147,7 +153,9 @@ mod tests {
         let board = board.to_str().expect("utf-8 path");
         let site = site.to_str().expect("utf-8 path");
 
-        let expanded = expand(args(&["edge", "--config", board]), &command()).expect("expand");
+        let (expanded, origins) =
+            expand(args(&["edge", "--config", board]), &command()).expect("expand");
+        assert_eq!(origins.get("detect-every").and_then(|p| p.to_str()), Some(board));
         let m = command().try_get_matches_from(expanded).expect("parse");
         assert_eq!(m.get_one::<String>("detector").map(String::as_str), Some("short"));
         assert_eq!(m.get_one::<u64>("detect-every"), Some(&3));
@@ -155,7 +163,7 @@ mod tests {
 
         // Later files override earlier ones; the command line overrides both.
         let cli = ["edge", "--detector", "full", &format!("--config={site}"), "--config", board];
-        let m = command().try_get_matches_from(expand(args(&cli), &command()).expect("expand"));
+        let m = command().try_get_matches_from(expand(args(&cli), &command()).expect("expand").0);
         let m = m.expect("parse");
         assert_eq!(m.get_one::<String>("detector").map(String::as_str), Some("full"));
         assert_eq!(m.get_one::<u64>("detect-every"), Some(&3));
@@ -165,14 +173,14 @@ mod tests {
         // A list too: `--file` on the command line replaces the file's `file = [...]`, and a
         // later file's setting replaces an earlier one's.
         let cli = ["edge", "--config", site, "--file", "c.jpg"];
-        let m = command().try_get_matches_from(expand(args(&cli), &command()).expect("expand"));
+        let m = command().try_get_matches_from(expand(args(&cli), &command()).expect("expand").0);
         let m = m.expect("parse");
         let files: Vec<&String> = m.get_many::<String>("file").expect("files").collect();
         assert_eq!(files, ["c.jpg"]);
         let other = write(&dir, "other.toml", "file = [\"d.jpg\"]\n");
         let other = other.to_str().expect("utf-8 path");
         let cli = ["edge", "--config", site, "--config", other];
-        let m = command().try_get_matches_from(expand(args(&cli), &command()).expect("expand"));
+        let m = command().try_get_matches_from(expand(args(&cli), &command()).expect("expand").0);
         let m = m.expect("parse");
         let files: Vec<&String> = m.get_many::<String>("file").expect("files").collect();
         assert_eq!(files, ["d.jpg"]);

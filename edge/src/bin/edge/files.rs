@@ -4,7 +4,7 @@
 use crate::cli::Cli;
 use anyhow::{Context, Result};
 use edge::error::one_line;
-use edge::input::files::expand_inputs;
+use edge::input::files::{expand_inputs, printable};
 use edge::sinks::annotate;
 use edge::sinks::lines::write_report;
 use std::collections::HashSet;
@@ -52,10 +52,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 if cli.json {
-                    let line = serde_json::json!({"file": path.display().to_string(), "error": one_line(&e)});
+                    let line = serde_json::json!({"file": printable(&path), "error": one_line(&e)});
                     writeln!(out, "{line}")?;
                 } else {
-                    eprintln!("edge: {}: {}", path.display(), one_line(&e));
+                    eprintln!("edge: {}: {}", printable(&path), one_line(&e));
                 }
             }
         }

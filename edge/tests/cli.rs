@@ -717,3 +717,20 @@ fn odd_file_names_print_escaped_on_one_line_each() {
     assert_eq!(text.lines().count(), 6, "{text}");
     assert!(text.contains(r"new\nline.png: 512×512"), "{text}");
 }
+
+/// An output folder that cannot be written fails at start, in one line naming the option and the
+/// folder, before any photo is analysed (it used to fail after each one, its result unprinted).
+#[test]
+fn an_unwritable_output_folder_fails_before_any_photo() {
+    let s = Scratch::new("unwritable");
+    let file = s.dir.write("a-file", b"not a folder");
+    for flag in ["--annotate", "--crops"] {
+        let target = file.join("out");
+        let out = s.edge(&["--file", path_str(&photo("astronaut.png")), flag, path_str(&target)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{flag}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains("a-file/out"), "{flag}: {stderr}");
+        assert!(out.stdout.is_empty(), "{flag}: nothing is analysed");
+    }
+}

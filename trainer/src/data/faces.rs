@@ -73,11 +73,7 @@ struct CachedMeta {
 /// Makes sure crops can be cached in `dir` (creating it), so that a file or a read-only folder
 /// given as the cache fails at start with one line, instead of every photo being skipped.
 pub fn check_cache(dir: &Path) -> Result<()> {
-    let cause = || format!("--cache {}: cannot keep face crops there", dir.display());
-    std::fs::create_dir_all(dir).with_context(cause)?;
-    let probe = dir.join(format!(".write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").with_context(cause)?;
-    std::fs::remove_file(&probe).with_context(cause)
+    edge::output::check_writable(dir).context("--cache")
 }
 
 /// Crops faces through a cache folder.

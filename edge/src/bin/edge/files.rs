@@ -16,9 +16,10 @@ use std::process::ExitCode;
 /// they happen and make the exit code 1 once every other input has been processed.
 pub fn run(cli: &Cli) -> Result<ExitCode> {
     let pipeline = cli.models.pipeline()?;
-    for dir in [&cli.annotate, &cli.crops].into_iter().flatten() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    for (flag, dir) in [("--annotate", &cli.annotate), ("--crops", &cli.crops)] {
+        if let Some(dir) = dir {
+            edge::output::check_writable(dir).context(flag)?;
+        }
     }
     let mut names = HashSet::new();
     let mut failed = 0;

@@ -63,3 +63,14 @@ pub fn jpeg_of(img: &RgbImage, quality: u8) -> Vec<u8> {
     JpegEncoder::new_with_quality(&mut bytes, quality).encode_image(img).expect("JPEG encodes");
     bytes
 }
+
+/// An 8×8 PNG carrying an ICC profile of `profile_len` zero bytes, compressed (a 128 MiB profile
+/// makes a file of about 130 KB).
+pub fn png_with_icc(profile_len: usize) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut bytes = vec![];
+    let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+    encoder.set_icc_profile(vec![0; profile_len]).expect("ICC profile");
+    encoder.write_image(&[90; 3 * 8 * 8], 8, 8, image::ExtendedColorType::Rgb8).expect("PNG");
+    bytes
+}

@@ -233,14 +233,17 @@ fn a_slow_loop_gets_the_newest_frame_not_a_queue() {
     let mut newest = Newest::spawn(Box::new(folder), stop.clone(), stall).expect("spawn");
     let mut seqs = vec![];
     for _ in 0..8 {
+        // Every frame read before this call is older than the one it returns, but for the one
+        // the capture thread may have counted and not yet handed over. A queue would fall further
+        // behind at each 40 ms step. Load-proof: a capture thread slowed by a busy machine reads
+        // fewer frames, and the bound follows it.
+        let before = newest.captured();
         let frame = newest.next_frame().expect("frame").expect("not ended");
+        assert!(frame.seq + 2 >= before, "frame {} returned after {before} were read", frame.seq);
         seqs.push(frame.seq);
         std::thread::sleep(Duration::from_millis(40));
     }
-    let gaps = seqs.windows(2).filter(|w| w[1] > w[0] + 1).count();
     assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
-    assert!(gaps >= 4, "a 40 ms loop on a 200 fps source skips frames: {seqs:?}");
-    assert!(newest.captured() > seqs.len() as u64);
 }
 
 /// Frames of one photo; lost after `lose_after` of them.

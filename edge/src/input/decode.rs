@@ -34,14 +34,7 @@ pub fn from_memory(bytes: &[u8]) -> Result<RgbImage> {
     let Some(format) = reader.format() else {
         bail!("not an image (unrecognised content)");
     };
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    // The PNG decoder spends this on metadata alone (a compressed ICC profile, text chunks; one
-    // over it is dropped, the pixels still decoded), the pixels being checked below. A 1.4 MB
-    // PNG whose ICC profile inflated to 598 MB took that much memory.
-    limits.max_alloc = Some(if format == ImageFormat::Png { MAX_PNG_METADATA } else { MAX_ALLOC });
-    reader.limits(limits);
+    reader.limits(limits_for(format));
     // into_decoder checks the dimensions only; the memory the whole decode will take is checked
     // here from the header, before the decoder allocates it.
     let mut decoder = reader.into_decoder().map_err(explain)?;
@@ -70,6 +63,18 @@ pub fn from_memory(bytes: &[u8]) -> Result<RgbImage> {
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(explain)?;
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
+}
+
+/// The decoder's limits. The PNG decoder spends `max_alloc` on metadata alone (a compressed ICC
+/// profile, text chunks; one over it is dropped and the pixels still decode), so for PNG it is
+/// set low, the pixels being checked from the header as for every format: a 1.4 MB PNG whose ICC
+/// profile inflated to 598 MB took that much memory.
+fn limits_for(format: ImageFormat) -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(if format == ImageFormat::Png { MAX_PNG_METADATA } else { MAX_ALLOC });
+    limits
 }
 
 /// Refuses a file whose end is missing where the format says where its end is, rather than
@@ -132,6 +137,23 @@ mod tests {
         }
         // Beyond the side limit, whatever the memory.
         assert!(refused(&bombs::png_header(16_385, 1, 2)).contains("decoder limit"));
+    }
+
+    /// An ICC profile inflating beyond the PNG metadata limit is dropped, not held in memory; a
+    /// profile of real size is kept; the pixels decode either way.
+    #[test]
+    fn png_metadata_is_bounded() {
+        let profile = |png: &[u8]| {
+            let mut reader = ImageReader::new(Cursor::new(png));
+            reader.set_format(ImageFormat::Png);
+            reader.limits(limits_for(ImageFormat::Png));
+            reader.into_decoder().expect("decoder").icc_profile().expect("profile").map(|p| p.len())
+        };
+        let bomb = bombs::png_with_icc(64 << 20);
+        assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+        assert_eq!(profile(&bomb), None);
+        assert_eq!(from_memory(&bomb).expect("pixels").dimensions(), (8, 8));
+        assert_eq!(profile(&bombs::png_with_icc(4 << 10)), Some(4 << 10));
     }
 
     /// A JPEG or WebP cut short is an error, not a half-grey image; the whole file, and a JPEG

@@ -1,7 +1,7 @@
 //! One training run, start to finish: data, face crops, split, training, reports, export, and the
 //! check that the exported models give burn's probabilities.
 
-use crate::data::faces::{CropSettings, Cropped, Cropper, NoFace};
+use crate::data::faces::{Cropped, Cropper, NoFace};
 use crate::data::folders::{self, Sample};
 use crate::eval::metrics::{threshold, Metrics, ThresholdRule};
 use crate::eval::report;
@@ -13,7 +13,6 @@ use crate::train::checkpoint::Checkpoints;
 use crate::train::{self, Item, TrainConfig};
 use anyhow::{bail, ensure, Context, Result};
 use edge::infer::classify::{sidecar_path, Label, ModelMeta, OutputKind};
-use edge::{Detector, DetectorConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -131,21 +130,14 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         log(&format!("skipped {}: {why}", path.display()));
     }
 
-    let settings = CropSettings::for_detector(
+    let cropper = Cropper::open(
         &cfg.detector,
         cfg.min_score,
         cfg.margin,
         cfg.train.input_size,
         cfg.no_face,
+        &cfg.cache,
     )?;
-    let detector_config = DetectorConfig { min_score: cfg.min_score, ..DetectorConfig::default() };
-    let detector = Detector::load(&cfg.detector, detector_config)?;
-    let cropper = Cropper {
-        detector: &detector,
-        settings,
-        cache: cfg.cache.clone(),
-        cache_hits: Default::default(),
-    };
     let mut cropped: Vec<(&Sample, Item)> = vec![];
     let (mut no_face, mut failed) = (0, 0);
     for sample in &data.samples {

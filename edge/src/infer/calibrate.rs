@@ -151,6 +151,15 @@ pub fn calibrate(
     })
 }
 
+impl Calibration {
+    /// The lines for stderr: each unreadable image with its cause, then the warning if any.
+    pub fn notices(&self) -> Vec<String> {
+        let skipped =
+            self.unreadable.iter().map(|(p, cause)| format!("skipped {}: {cause}", p.display()));
+        skipped.chain(self.warning.iter().map(|w| format!("warning: {w}"))).collect()
+    }
+}
+
 /// The summary both command lines print on stdout.
 impl fmt::Display for Calibration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

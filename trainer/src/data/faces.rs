@@ -9,7 +9,7 @@ use edge::infer::crop;
 use edge::infer::detect::Keypoints;
 use edge::input::decode;
 use edge::output::write_atomically;
-use edge::Detector;
+use edge::{Detector, DetectorConfig};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -77,8 +77,8 @@ pub fn check_cache(dir: &Path) -> Result<()> {
 }
 
 /// Crops faces through a cache folder.
-pub struct Cropper<'a> {
-    pub detector: &'a Detector,
+pub struct Cropper {
+    pub detector: Detector,
     pub settings: CropSettings,
     pub cache: PathBuf,
     /// How many samples were served from the cache so far.
@@ -92,7 +92,26 @@ pub enum Cropped {
     NoFace,
 }
 
-impl Cropper<'_> {
+impl Cropper {
+    /// Loads the detector file at `detector` and crops `size`-pixel faces with it into `cache`.
+    pub fn open(
+        detector: &Path,
+        min_score: f32,
+        margin: f32,
+        size: u32,
+        no_face: NoFace,
+        cache: &Path,
+    ) -> Result<Cropper> {
+        let settings = CropSettings::for_detector(detector, min_score, margin, size, no_face)?;
+        let config = DetectorConfig { min_score, ..DetectorConfig::default() };
+        Ok(Cropper {
+            detector: Detector::load(detector, config)?,
+            settings,
+            cache: cache.to_path_buf(),
+            cache_hits: Default::default(),
+        })
+    }
+
     fn stem(&self, sample: &Sample) -> String {
         format!("{}-{}", &sample.hash[..32], self.settings.key())
     }

@@ -3,11 +3,11 @@
 //! model can be measured on each kind of fake, and a user can see what the trainer trains on.
 
 use super::kind::{FakeKind, FakeSettings};
-use crate::data::faces::{CropSettings, Cropped, Cropper, NoFace};
+use crate::data::faces::{Cropped, Cropper, NoFace};
 use crate::data::folders;
 use anyhow::{bail, Context, Result};
 use edge::output::write_atomically;
-use edge::{Detector, DetectorConfig, Label};
+use edge::Label;
 use image::RgbImage;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
@@ -57,21 +57,14 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
     }
     crate::data::faces::check_cache(&cfg.cache)?;
     let data = folders::scan(&cfg.data)?;
-    let settings = CropSettings::for_detector(
+    let cropper = Cropper::open(
         &cfg.detector,
         cfg.min_score,
         cfg.margin,
         cfg.size,
         NoFace::Skip,
+        &cfg.cache,
     )?;
-    let detector_config = DetectorConfig { min_score: cfg.min_score, ..DetectorConfig::default() };
-    let detector = Detector::load(&cfg.detector, detector_config)?;
-    let cropper = Cropper {
-        detector: &detector,
-        settings,
-        cache: cfg.cache.clone(),
-        cache_hits: Default::default(),
-    };
     let mut written = FakesWritten {
         unreadable: data.unreadable,
         fakes: cfg.kinds.iter().map(|&k| (k, 0)).collect(),

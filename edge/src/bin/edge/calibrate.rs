@@ -21,11 +21,8 @@ pub fn run(options: &CalibrateOptions) -> Result<ExitCode> {
     .check()?;
     let pipeline = models.pipeline()?;
     let c = calibrate(&pipeline, &request, |line| eprintln!("edge: calibrate: {line}"))?;
-    for (path, cause) in &c.unreadable {
-        eprintln!("edge: skipped {}: {cause}", path.display());
-    }
-    if let Some(warning) = &c.warning {
-        eprintln!("edge: warning: {warning}");
+    for line in c.notices() {
+        eprintln!("edge: {line}");
     }
     println!("{c}");
     Ok(ExitCode::SUCCESS)

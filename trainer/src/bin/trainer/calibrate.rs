@@ -46,11 +46,8 @@ pub fn run_command(args: CalibrateArgs) -> Result<()> {
         None,
     )?;
     let c = calibrate(&pipeline, &request, |line| eprintln!("calibrate: {line}"))?;
-    for (path, cause) in &c.unreadable {
-        eprintln!("calibrate: skipped {}: {cause}", path.display());
-    }
-    if let Some(warning) = &c.warning {
-        eprintln!("calibrate: warning: {warning}");
+    for line in c.notices() {
+        eprintln!("calibrate: {line}");
     }
     println!("{c}");
     Ok(())

@@ -9,6 +9,7 @@
 //! - [`live`]: the real-time loop over a camera or a folder, handing everything to [`live::Sink`]s;
 //! - [`sinks`]: the outputs (stdout lines, snapshots, framebuffer, MQTT);
 //! - [`service`]: systemd readiness, watchdog and signals;
+//! - [`serve`]: `edge serve`, the HTTP API;
 //! - [`output`]: files written whole or not at all;
 //! - [`range`]: the allowed range of every numeric setting.
 //!
@@ -21,6 +22,8 @@ pub mod input;
 pub mod live;
 pub mod output;
 pub mod range;
+#[cfg(feature = "serve")]
+pub mod serve;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod sinks;

@@ -2,9 +2,11 @@
 //! helpers they share are the `testkit` crate.
 
 mod board;
+mod browser;
 mod classify;
 mod cli;
 mod detect;
 mod live;
 mod mqtt;
+mod serve;
 mod service;

@@ -137,18 +137,22 @@ impl Pipeline {
 
     /// Decodes and analyses one image file; also returns the decoded image (for annotation).
     pub fn analyse_file(&self, path: &Path) -> Result<(ImageReport, RgbImage)> {
-        let mut timings = Timings::default();
         let t = Instant::now();
         let img = crate::input::decode::open(path)?;
-        timings.decode = ms_since(t);
-        let faces = self.analyse(&img, &mut timings)?;
-        let report = ImageReport {
-            file: crate::input::files::printable(path),
+        let report = self.report(crate::input::files::printable(path), &img, ms_since(t))?;
+        Ok((report, img))
+    }
+
+    /// Analyses an image decoded from `file` (in `decode_ms`): the report `edge --json` prints.
+    pub fn report(&self, file: String, img: &RgbImage, decode_ms: f64) -> Result<ImageReport> {
+        let mut timings = Timings { decode: decode_ms, ..Timings::default() };
+        let faces = self.analyse(img, &mut timings)?;
+        Ok(ImageReport {
+            file,
             width: img.width(),
             height: img.height(),
             faces,
             timings_ms: timings,
-        };
-        Ok((report, img))
+        })
     }
 }

@@ -10,6 +10,7 @@ use edge::input::decode::MAX_SIDE;
 use edge::live::track::TrackerConfig;
 use edge::live::{LiveConfig, MAX_THREADS};
 use edge::range::within;
+use edge::serve::Limits;
 use edge::{DetectorConfig, Pipeline};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,6 +55,30 @@ pub enum Command {
     /// Set the classifier's threshold on real faces of this site (e.g. frames of the camera's own
     /// scene), so that at most a chosen share of them is called FAKE.
     Calibrate(CalibrateOptions),
+    /// Serve the HTTP API (POST /api/analyze, GET /api/stats, /metrics, /healthz) until
+    /// SIGTERM.
+    Serve(ServeOptions),
+}
+
+/// `edge serve`.
+#[derive(Args, Debug)]
+pub struct ServeOptions {
+    /// Address and port to listen on; port 0 picks a free one (printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// Analyses running at once (each takes a core).
+    #[arg(long, default_value_t = Limits::default().workers, value_name = "N",
+          value_parser = within(1usize, 64))]
+    pub workers: usize,
+    /// Uploads that may wait for a worker; the next gets 503 with Retry-After.
+    #[arg(long, default_value_t = Limits::default().queue, value_name = "N",
+          value_parser = within(0usize, 1000))]
+    pub queue: usize,
+    /// Largest upload, in MB.
+    #[arg(long, default_value_t = 20, value_name = "MB", value_parser = within(1usize, 1024))]
+    pub max_upload_mb: usize,
+    #[command(flatten)]
+    pub models: ModelOptions,
 }
 
 /// `edge calibrate`.

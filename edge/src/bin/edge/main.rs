@@ -7,6 +7,7 @@ mod cli;
 mod config_file;
 mod files;
 mod live;
+mod serve;
 
 use cli::Command;
 use edge::error::one_line;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Bench(options)) => bench::run(options),
         Some(Command::Calibrate(options)) => calibrate::run(options),
+        Some(Command::Serve(options)) => serve::run(options),
         None if cli.list_cameras => live::list_cameras(),
         None if cli.live.dir.is_some() || cli.live.camera.is_some() => live::run(&cli),
         None => files::run(&cli),

@@ -15,6 +15,10 @@ use testkit::{photo, Scratch};
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Hang guard only.
 const HANG: Duration = Duration::from_secs(120);
+/// Non-empty once the upload page has heard from /healthz that the models are loaded (it says
+/// "Loading the models…" until then).
+const READY: &str = "(t => t && t.startsWith('Ready.') ? t : '')\
+    (location.pathname === '/' && document.getElementById('model')?.textContent)";
 
 /// One headless Chromium with one page, attached.
 struct Browser {
@@ -177,8 +181,7 @@ fn the_page_shows_the_verdict_of_an_uploaded_photo_and_an_error_for_a_bad_one() 
 
     let mut browser = Browser::start("browser-profile");
     browser.open(&format!("http://{}/", served.addr));
-    let ready = browser.wait_for("document.getElementById('model').textContent");
-    assert!(ready.starts_with("Ready."), "{ready}");
+    browser.wait_for(READY);
     browser.choose("#files", &astronaut);
     let verdict = browser.wait_for("document.querySelector('.verdict')?.textContent ?? ''");
     let label = face["label"].as_str().expect("a label");
@@ -211,4 +214,35 @@ fn the_page_shows_the_verdict_of_an_uploaded_photo_and_an_error_for_a_bad_one() 
     assert!(error.starts_with("Not analysed: notes.jpg:"), "{error}");
     assert!(error.contains("not an image"), "{error}");
     assert_eq!(served.get("/api/stats").json()["analysed"], 2);
+}
+
+/// With `--token-file`, the page sends the browser to the login form; a wrong token is said so,
+/// the right one sets the cookie that the page's own uploads then carry.
+#[test]
+fn with_a_token_the_browser_logs_in_then_uploads() {
+    let dir = Scratch::new("browser-token");
+    let token = "5b0e9d2c41f87a36e0c9";
+    let file = dir.write("token", token);
+    let path = file.to_str().expect("a UTF-8 path");
+    let served = Served::start_on("browser-token-serve", "127.0.0.1:0", &["--token-file", path]);
+
+    let mut browser = Browser::start("browser-token-profile");
+    browser.open(&format!("http://{}/", served.addr));
+    // Redirected: the login form, loaded.
+    let login = "location.pathname === '/login' && document.readyState === 'complete' ? 'in' : ''";
+    browser.wait_for(login);
+    let submit = |typed: &str| {
+        format!(
+            "document.getElementById('token').value = '{typed}'; \
+             document.getElementById('login').submit(); 'sent'"
+        )
+    };
+    browser.eval(&submit("0000000000000000"));
+    let why = browser.wait_for("document.querySelector('p.error')?.textContent ?? ''");
+    assert_eq!(why, "That is not this board's token.");
+    browser.eval(&submit(token));
+    browser.wait_for(READY);
+    browser.choose("#files", &photo("astronaut.png"));
+    let verdict = browser.wait_for("document.querySelector('.verdict')?.textContent ?? ''");
+    assert!(verdict.starts_with("1 face: "), "{verdict}");
 }

@@ -1,181 +1,49 @@
 //! `edge serve`: the real binary on a free loopback port, driven over real sockets.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use testkit::http::{connect, form, head, read_reply, request, Server, HANG};
 use testkit::{photo, root, Scratch, TestNet};
-
-/// Hang guard only: a request or a start-up that takes longer has hung.
-const HANG: Duration = Duration::from_secs(120);
 
 /// A running `edge serve` with the test classifier; killed when dropped.
 pub struct Served {
-    child: Child,
-    pub addr: SocketAddr,
-    classifier: PathBuf,
+    server: Server,
+    pub classifier: PathBuf,
     _dir: Scratch,
+}
+
+impl std::ops::Deref for Served {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 impl Served {
     pub fn start(name: &str, args: &[&str]) -> Served {
+        Served::start_on(name, "127.0.0.1:0", args)
+    }
+
+    pub fn start_on(name: &str, listen: &str, args: &[&str]) -> Served {
         let dir = Scratch::new(name);
         let classifier = TestNet::new(64).write_onnx(&dir);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edge"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_edge"));
+        command
             .env("EDGE_MODELS", root().join("models"))
-            .env_remove("NOTIFY_SOCKET")
-            .args(["serve", "--listen", "127.0.0.1:0", "--model"])
+            .args(["serve", "--listen", listen, "--model"])
             .arg(&classifier)
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("edge serve starts");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        stderr.read_line(&mut line).expect("reads stderr");
-        let addr = line
-            .trim()
-            .strip_prefix("edge: serving on http://")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .parse()
-            .expect("an address");
-        // The rest of stderr is drained so the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        let served = Served { child, addr, classifier, _dir: dir };
-        let start = Instant::now();
-        while served.get("/healthz").status != 200 {
-            assert!(start.elapsed() < HANG, "models not loaded after {HANG:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        served
+            .args(args);
+        Served { server: Server::start(command), classifier, _dir: dir }
     }
 
-    pub fn get(&self, path: &str) -> Reply {
-        request(self.addr, "GET", path, &[], b"")
+    fn stop(self) -> std::process::ExitStatus {
+        self.server.stop()
     }
-
-    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
-        request(self.addr, "POST", path, &[("Content-Type", content_type)], body)
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waits") {
-                return status;
-            }
-            assert!(start.elapsed() < HANG, "still running {HANG:?} after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connects");
-    stream.set_read_timeout(Some(HANG)).expect("read timeout");
-    stream
-}
-
-/// The request head, with `Connection: close` and the body's length.
-fn head(method: &str, path: &str, headers: &[(&str, &str)], length: usize) -> String {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head + &format!("Content-Length: {length}\r\n\r\n")
-}
-
-/// One HTTP/1.1 request, the whole reply read until the server closes.
-fn request(addr: SocketAddr, method: &str, path: &str, h: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut stream = connect(addr);
-    stream.write_all(head(method, path, h, body.len()).as_bytes()).expect("writes the head");
-    // A server that answers early (413, 503) may close before reading the whole body.
-    let _ = stream.write_all(body);
-    read_reply(stream)
-}
-
-fn read_reply(mut stream: TcpStream) -> Reply {
-    let mut raw = vec![];
-    stream.read_to_end(&mut raw).expect("reads the reply");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete head");
-    let text = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = text.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok());
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect::<Vec<_>>();
-    let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked") {
-        body = unchunk(&body);
-    }
-    Reply { status: status.expect("a status line"), headers, body }
-}
-
-fn unchunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = vec![];
-    loop {
-        let end = data.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..end]).expect("ascii"), 16)
-            .expect("hex chunk size");
-        if size == 0 {
-            return out;
-        }
-        out.extend(&data[end + 2..end + 2 + size]);
-        data = &data[end + 4 + size..];
-    }
-}
-
-/// A multipart form with the given (field, file name, content) parts.
-fn form(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "edge-test-boundary-7d41";
-    let mut body = vec![];
-    for (field, file, content) in parts {
-        body.extend(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"").bytes(),
-        );
-        if let Some(file) = file {
-            body.extend(format!("; filename=\"{file}\"").bytes());
-        }
-        body.extend(b"\r\nContent-Type: application/octet-stream\r\n\r\n");
-        body.extend(*content);
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{boundary}--\r\n").bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// `edge --json --file` on the same photo and model: the line the API must match.
@@ -379,6 +247,38 @@ fn fifty_concurrent_uploads_each_get_200_or_503() {
     assert!(ok >= 1);
 }
 
+/// No memory is kept per request: after 1,000 uploads (with a face each, two workers, four
+/// clients) the server holds no more than after the first 100, within the allocator's slack.
+#[test]
+fn memory_stays_flat_over_a_thousand_uploads() {
+    let served = Served::start("serve-memory", &["--workers", "2", "--queue", "4"]);
+    let astronaut = image::open(photo("astronaut.png")).expect("the photo");
+    let small = astronaut.resize(256, 256, image::imageops::FilterType::Triangle);
+    let mut png = std::io::Cursor::new(vec![]);
+    small.write_to(&mut png, image::ImageFormat::Png).expect("encodes a PNG");
+    let png = png.into_inner();
+    let upload = |count: usize| {
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..count / 4 {
+                        let reply = served.post("/api/analyze", "image/png", &png);
+                        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+                        assert_eq!(reply.json()["faces"].as_array().map(Vec::len), Some(1));
+                    }
+                });
+            }
+        })
+    };
+    upload(100);
+    let early = served.memory_kib("VmRSS");
+    upload(900);
+    let late = served.memory_kib("VmRSS");
+    assert_eq!(served.get("/api/stats").json()["analysed"].as_u64(), Some(1000));
+    // 8 MiB over 900 requests would be 9 KiB kept by each.
+    assert!(late <= early + 8 * 1024, "{early} KiB after 100 uploads, {late} KiB after 1000");
+}
+
 #[test]
 fn sigterm_lets_an_upload_in_flight_finish_then_exits_0() {
     let served = Served::start("serve-sigterm", &[]);
@@ -404,14 +304,100 @@ fn sigterm_lets_an_upload_in_flight_finish_then_exits_0() {
 }
 
 #[test]
-fn a_non_loopback_address_is_refused_at_start() {
-    let out = Command::new(env!("CARGO_BIN_EXE_edge"))
-        .env("EDGE_MODELS", root().join("models"))
-        .args(["serve", "--listen", "0.0.0.0:0"])
-        .output()
-        .expect("edge runs");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("0.0.0.0:0") && stderr.contains("loopback"), "{stderr}");
+fn a_non_loopback_address_without_a_good_token_is_refused_at_start() {
+    let dir = Scratch::new("serve-refused");
+    let short = dir.write("short", "0123456789\n");
+    let missing = dir.join("missing");
+    let cases = [
+        (vec!["--listen", "0.0.0.0:0"], vec!["0.0.0.0:0", "loopback", "--token-file"]),
+        (vec!["--token-file", path_str(&short)], vec!["short", "at least 16 characters"]),
+        (vec!["--token-file", path_str(&missing)], vec!["missing", "No such file"]),
+    ];
+    for (args, words) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_edge"))
+            .env("EDGE_MODELS", root().join("models"))
+            .arg("serve")
+            .args(&args)
+            .output()
+            .expect("edge runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        for word in words {
+            assert!(stderr.contains(word), "{args:?}: no {word:?} in {stderr}");
+        }
+    }
+}
+
+fn path_str(path: &std::path::Path) -> &str {
+    path.to_str().expect("a UTF-8 scratch path")
+}
+
+/// With --token-file, on every interface: the API wants the bearer token and the page a login,
+/// whose cookie then opens both; /healthz and the page's script and style stay open.
+#[test]
+fn with_a_token_the_api_wants_it_and_the_page_a_login() {
+    let dir = Scratch::new("serve-token-file");
+    let token = "f3a9c2e1b7d64e08a1c5";
+    let file = dir.write("token", format!("{token}\n"));
+    let served = Served::start_on("serve-token", "0.0.0.0:0", &["--token-file", path_str(&file)]);
+    let call = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
+        request(served.addr, method, path, headers, body)
+    };
+    let bearer = format!("Bearer {token}");
+    let photo_bytes = std::fs::read(photo("astronaut.png")).expect("reads the photo");
+    let png = ("Content-Type", "image/png");
+
+    // Programs: the bearer token, and nothing else.
+    for (what, headers) in [
+        ("no token", vec![png]),
+        ("a wrong token", vec![png, ("Authorization", "Bearer f3a9c2e1b7d64e08a1c6")]),
+        ("the token as a cookie", vec![png, ("Cookie", &*format!("edge_session={token}"))]),
+    ] {
+        let reply = call("POST", "/api/analyze", &headers, &photo_bytes);
+        assert_eq!(reply.status, 401, "{what}");
+        assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{what}");
+        assert!(reply.error().contains("token"), "{what}: {}", reply.error());
+        for path in ["/api/stats", "/metrics"] {
+            assert_eq!(call("GET", path, &headers, b"").status, 401, "{what}: {path}");
+        }
+    }
+    let reply = call("POST", "/api/analyze", &[png, ("Authorization", &bearer)], &photo_bytes);
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.json()["faces"].as_array().map(Vec::len), Some(1));
+    let stats = call("GET", "/api/stats", &[("Authorization", &bearer)], b"");
+    assert_eq!(stats.json()["analysed"].as_u64(), Some(1));
+
+    // People: the page sends them to the login form, whose cookie holds no token.
+    let page = served.get("/");
+    assert_eq!((page.status, page.header("location")), (303, Some("/login")));
+    let form = served.get("/login");
+    assert_eq!(form.status, 200);
+    assert!(String::from_utf8_lossy(&form.body).contains("action=\"/login\""));
+    let login = |typed: &str| {
+        let body = format!("token={typed}");
+        served.post("/login", "application/x-www-form-urlencoded", body.as_bytes())
+    };
+    let wrong = login("0123456789abcdef0123");
+    assert_eq!(wrong.status, 401);
+    assert!(String::from_utf8_lossy(&wrong.body).contains("not this board's token"));
+    assert_eq!(wrong.header("set-cookie"), None);
+    let right = login(token);
+    assert_eq!((right.status, right.header("location")), (303, Some("/")));
+    let set_cookie = right.header("set-cookie").expect("a session cookie");
+    for attribute in ["edge_session=", "HttpOnly", "SameSite=Strict"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains(token), "the cookie holds a hash: {set_cookie}");
+    let cookie = set_cookie.split(';').next().expect("name=value");
+    let page = call("GET", "/", &[("Cookie", cookie)], b"");
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8_lossy(&page.body).contains("Drop photos"));
+    let reply = call("POST", "/api/analyze", &[png, ("Cookie", cookie)], &photo_bytes);
+    assert_eq!(reply.status, 200);
+
+    // Open to all: the health check (for monitors) and the page's script and style.
+    for path in ["/healthz", "/page.js", "/page.css"] {
+        assert_eq!(served.get(path).status, 200, "{path}");
+    }
 }

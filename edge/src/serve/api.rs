@@ -1,7 +1,9 @@
-//! The routes: the page ([`super::page`]), `POST /api/analyze`, `GET /api/stats`, `GET /metrics`, `GET /healthz`. Every
-//! error is JSON, `{"error": "..."}`, with a status that says whose fault it was: 4xx for the
-//! upload, 503 while loading or when the queue is full, 500 for the server's own.
+//! The routes: the page ([`super::page`]), `POST /api/analyze`, `GET /api/stats`, `GET /metrics`,
+//! `GET /healthz`, and the login ([`super::auth`]) when there is a token. Every error is JSON,
+//! `{"error": "..."}`, with a status that says whose fault it was: 4xx for the request (401
+//! without the token), 503 while loading or when the queue is full, 500 for the server's own.
 
+use super::auth::{self, Token};
 use super::Server;
 use crate::error::one_line;
 use crate::sinks::annotate;
@@ -10,21 +12,29 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, St
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 use serde::Deserialize;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub fn router(server: Arc<Server>) -> Router {
+/// The routes; with a token, all but `/healthz`, the login form and the page's script and style
+/// need it (as a bearer token or the login's cookie).
+pub fn router(server: Arc<Server>, token: Option<Arc<Token>>) -> Router {
     let max_upload = server.limits.max_upload;
-    Router::new()
+    let mut app = Router::new()
         .route("/api/analyze", post(analyze))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .merge(super::page::routes())
+        .merge(super::page::index());
+    if let Some(token) = token {
+        app = app
+            .route_layer(middleware::from_fn_with_state(token.clone(), auth::require))
+            .merge(auth::routes(token));
+    }
+    app.route("/healthz", get(healthz))
+        .merge(super::page::assets())
         .layer(DefaultBodyLimit::max(max_upload))
         .with_state(server)
 }

@@ -7,12 +7,14 @@
 //! [`page`], the routes [`api`], the counters [`stats`].
 
 pub mod api;
+pub mod auth;
 pub mod page;
 pub mod stats;
 
 use crate::infer::pipeline::Pipeline;
 use crate::service::Notifier;
 use anyhow::{bail, Context, Result};
+use auth::Token;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -82,28 +84,30 @@ impl Server {
     }
 }
 
-/// Only a loopback address may be served without a token (`--token-file`, still to come: until
-/// then every other address is refused), so a board is never opened to its network by accident.
-pub fn check_listen(addr: SocketAddr) -> Result<()> {
-    if !addr.ip().is_loopback() {
+/// Only a loopback address may be served without a token, so a board is never opened to its
+/// network by accident.
+pub fn check_listen(addr: SocketAddr, token: Option<&Token>) -> Result<()> {
+    if !addr.ip().is_loopback() && token.is_none() {
         bail!(
-            "--listen {addr}: not a loopback address; serving the network needs --token-file, \
-             which this version does not have yet (use 127.0.0.1 behind a reverse proxy)"
+            "--listen {addr}: not a loopback address, which needs --token-file FILE (the token \
+             programs send as `Authorization: Bearer` and people type on the login page)"
         );
     }
     Ok(())
 }
 
 /// Serves on `listen` until SIGTERM or SIGINT, loading the models with `load` behind the bound
-/// socket. `on_listening` hears the bound address (port 0 picks a free port). In-flight requests
-/// finish before it returns; a failure to bind or to load the models is an error.
+/// socket; with a `token`, every route but `/healthz` and the login needs it. `on_listening`
+/// hears the bound address (port 0 picks a free port). In-flight requests finish before it
+/// returns; a failure to bind or to load the models is an error.
 pub fn run(
     listen: SocketAddr,
     limits: Limits,
+    token: Option<Token>,
     load: impl FnOnce() -> Result<Pipeline> + Send + 'static,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    check_listen(listen)?;
+    check_listen(listen, token.as_ref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -136,7 +140,7 @@ pub fn run(
         }
         let mut loaded = std::pin::pin!(loader);
         let mut stop = std::pin::pin!(stop_signal()?);
-        let app = TowerToHyperService::new(api::router(server.clone()));
+        let app = TowerToHyperService::new(api::router(server.clone(), token.map(Arc::new)));
         let connections = Arc::new(Semaphore::new(limits.connections));
         let graceful = GracefulShutdown::new();
         loop {

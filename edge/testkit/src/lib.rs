@@ -2,9 +2,11 @@
 //! by `models/fetch`, scratch folders, a small real classifier written as ONNX with a plain Rust
 //! reference of the same network (to check that `edge` preprocesses and runs it correctly), a
 //! MobileNetV3-Small with made-up weights (for timing), small files claiming huge images (`bombs`),
-//! and a Mosquitto broker and subscriber for the MQTT tests. A dev-dependency only: nothing here ships.
+//! a Mosquitto broker and subscriber for the MQTT tests, and an HTTP client for `edge serve`. A
+//! dev-dependency only: nothing here ships.
 
 pub mod bombs;
+pub mod http;
 pub mod mobilenet;
 pub mod mqtt;
 

@@ -55,17 +55,22 @@ pub enum Command {
     /// Set the classifier's threshold on real faces of this site (e.g. frames of the camera's own
     /// scene), so that at most a chosen share of them is called FAKE.
     Calibrate(CalibrateOptions),
-    /// Serve the HTTP API (POST /api/analyze, GET /api/stats, /metrics, /healthz) until
-    /// SIGTERM.
+    /// Serve the upload page and the HTTP API (POST /api/analyze, GET /api/stats, /metrics,
+    /// /healthz) until SIGTERM.
     Serve(ServeOptions),
 }
 
 /// `edge serve`.
 #[derive(Args, Debug)]
 pub struct ServeOptions {
-    /// Address and port to listen on; port 0 picks a free one (printed on stderr).
+    /// Address and port to listen on; port 0 picks a free one (printed on stderr). An address
+    /// other than loopback needs --token-file.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
     pub listen: std::net::SocketAddr,
+    /// A file whose first line is the token (16 characters or more, e.g. `openssl rand -hex
+    /// 16`): programs send it as `Authorization: Bearer`, people type it on /login.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Analyses running at once (each takes a core).
     #[arg(long, default_value_t = Limits::default().workers, value_name = "N",
           value_parser = within(1usize, 64))]

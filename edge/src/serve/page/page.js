@@ -48,6 +48,8 @@ async function analyse(file) {
     } catch {
       body = { error: text || reply.statusText };
     }
+    // The login's cookie has expired (or the token changed): log in again.
+    if (reply.status === 401) location.assign("/login");
     if (!reply.ok) throw new Error(body.error || `HTTP ${reply.status}`);
     report = body;
   } catch (e) {

@@ -204,9 +204,12 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.train.seed ^ 0x5b1);
     let settings = cfg.train.fake_settings();
     let mut made = vec![];
+    // Swaps between validation faces only, so no training face shows in a validation fake.
+    let donors = train::fit::donors(&val_items);
     for &kind in kinds {
         for (item, source) in val_items.iter().zip(&val_sources).filter(|(i, _)| !i.fake) {
-            let image = kind.make(&item.image, item.keypoints.as_ref(), &settings, &mut rng);
+            let k = item.keypoints.as_ref();
+            let image = kind.make(&item.image, k, &donors, &settings, &mut rng);
             made.push((
                 Item { image, keypoints: None, fake: true },
                 Source { made: Some(kind), ..source.clone() },

@@ -44,7 +44,7 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
     );
     let write = |out: &Path| {
         bare_trainer(
-            &["fakes", "--kinds", "sbi,upsample", "--per-face", "2", "--size", "128"],
+            &["fakes", "--kinds", "sbi,upsample,swap", "--per-face", "2", "--size", "128"],
             &[("--data", &tmp.join("data")), ("--out", out), ("--cache", &tmp.join("cache"))],
         )
     };
@@ -53,17 +53,19 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
         (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(run.status.success(), "{stderr}");
     assert!(
-        stdout.contains("8 real faces, fakes: 16 sbi, 16 upsample; 1 photos without a face"),
+        stdout
+            .contains("8 real faces, fakes: 16 sbi, 16 upsample, 16 swap; 1 photos without a face"),
         "{stdout}"
     );
     assert!(stderr.contains("no face in") && stderr.contains("coffee.png"), "{stderr}");
     let real = pngs(&tmp.join("set/real"));
     let fake = pngs(&tmp.join("set/fake/sbi"));
     let upsampled = pngs(&tmp.join("set/fake/upsample"));
-    assert_eq!((real.len(), fake.len(), upsampled.len()), (8, 16, 16));
+    let swapped = pngs(&tmp.join("set/fake/swap"));
+    assert_eq!((real.len(), fake.len(), upsampled.len(), swapped.len()), (8, 16, 16, 16));
 
-    // Each fake is its source blended inside a face mask: the corners (outside any face
-    // ellipse) are the source's pixels, the centre is changed.
+    // Each self-blend and swap is its source blended inside a face mask: the corners (outside
+    // any face ellipse) are the source's pixels, the centre is changed.
     for source in &real {
         let stem = source.file_stem().and_then(|s| s.to_str()).expect("name");
         let src = rgb(source);
@@ -74,6 +76,12 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
             let centre = |x: u32, y: u32| (44..84).contains(&x) && (44..84).contains(&y);
             assert_eq!(mean_diff(&src, &fake, corner), 0.0, "{stem}-{i}: corners changed");
             assert!(mean_diff(&src, &fake, centre) > 0.5, "{stem}-{i}: centre unchanged");
+            // A swap puts another person's inner face there: a larger change than a self-blend's.
+            let swap = rgb(&tmp.join(format!("set/fake/swap/{stem}-{i}.png")));
+            // Only the tail of the blurred mask reaches a corner when the face fills the crop.
+            let corners = mean_diff(&src, &swap, corner);
+            assert!(corners < 0.5, "{stem}-{i}: swap corners changed by {corners}");
+            assert!(mean_diff(&src, &swap, centre) > 3.0, "{stem}-{i}: swap centre unchanged");
             // An up-sampling trace changes the whole crop, but not its sharpness (the Laplacian
             // variance the shortcut audit measures) nor its brightness.
             let up = rgb(&tmp.join(format!("set/fake/upsample/{stem}-{i}.png")));
@@ -87,8 +95,8 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
     // The same photos and seed give the same fakes.
     let again = write(&tmp.join("again"));
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    for file in &fake {
-        let twin = tmp.join("again/fake/sbi").join(file.file_name().expect("name"));
+    for (kind, file) in fake.iter().map(|f| ("sbi", f)).chain(swapped.iter().map(|f| ("swap", f))) {
+        let twin = tmp.join("again/fake").join(kind).join(file.file_name().expect("name"));
         assert_eq!(std::fs::read(file).expect("fake"), std::fs::read(twin).expect("twin"));
     }
     // A folder with files in it is refused, so no older fakes mix in.
@@ -106,8 +114,8 @@ fn fakes_are_written_beside_their_sources_and_eval_scores_them_as_crops() {
     let summary = String::from_utf8_lossy(&eval.stdout);
     assert!(summary.contains("each image a face crop, scored whole"), "{summary}");
     let rows = read_csv(&tmp.join("eval/faces.csv"));
-    assert_eq!(rows.len(), 40);
-    assert_eq!(rows.iter().filter(|r| r.fake).count(), 32);
+    assert_eq!(rows.len(), 56);
+    assert_eq!(rows.iter().filter(|r| r.fake).count(), 48);
     let classifier = edge::Classifier::load(&model).expect("default classifier");
     let size = classifier.input_size();
     for row in &rows {

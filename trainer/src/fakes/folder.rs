@@ -3,6 +3,7 @@
 //! model can be measured on each kind of fake, and a user can see what the trainer trains on.
 
 use super::kind::{FakeKind, FakeSettings};
+use super::swap::Donor;
 use crate::data::faces::{Cropped, Cropper, NoFace};
 use crate::data::folders;
 use anyhow::{bail, Context, Result};
@@ -74,21 +75,27 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
     if reals.is_empty() {
         bail!("no real photos in {}", join(&cfg.data));
     }
+    // Every face is cropped first, as a swap may take from any other face of the set.
+    let mut cropped = vec![];
     for (n, sample) in reals.iter().enumerate() {
         if n > 0 && n % 100 == 0 {
-            log(&format!("{n} of {} photos, {} faces", reals.len(), written.real));
+            log(&format!("{n} of {} photos cropped", reals.len()));
         }
-        let faces = match cropper.crop(sample) {
-            Ok(Cropped::Faces(faces)) => faces,
-            Ok(Cropped::NoFace) => {
-                written.no_face.push(sample.path.clone());
-                continue;
-            }
-            Err(e) => {
-                written.unreadable.push((sample.path.clone(), edge::error::one_line(&e)));
-                continue;
-            }
-        };
+        match cropper.crop(sample) {
+            Ok(Cropped::Faces(faces)) => cropped.push((sample, faces)),
+            Ok(Cropped::NoFace) => written.no_face.push(sample.path.clone()),
+            Err(e) => written.unreadable.push((sample.path.clone(), edge::error::one_line(&e))),
+        }
+    }
+    // In the order of the photos' content, so the donors, like the seeds, do not depend on the
+    // folders' order.
+    cropped.sort_by(|a, b| a.0.hash.cmp(&b.0.hash));
+    let donors: Vec<Donor> = cropped
+        .iter()
+        .flat_map(|(_, faces)| faces)
+        .filter_map(|f| Some(Donor { image: &f.image, keypoints: f.keypoints.as_ref()? }))
+        .collect();
+    for (sample, faces) in &cropped {
         let stem = sample.path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
         for (k, face) in faces.iter().enumerate() {
             let name = format!("{stem}-{}-{k}", &sample.hash[..8]);
@@ -99,8 +106,8 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
                 let seed = (cfg.seed ^ face_seed).wrapping_add(j as u64);
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                 for i in 0..cfg.per_face {
-                    let fake =
-                        kind.make(&face.image, face.keypoints.as_ref(), &cfg.settings, &mut rng);
+                    let k = face.keypoints.as_ref();
+                    let fake = kind.make(&face.image, k, &donors, &cfg.settings, &mut rng);
                     let file = format!("{name}-{i}.png");
                     save(&cfg.out.join("fake").join(kind.name()).join(file), &fake)?;
                     *count += 1;

@@ -1,6 +1,7 @@
 //! The kinds of fake the trainer makes from a real face crop, chosen by name on the command line.
 
 use super::sbi::self_blend;
+use super::swap::{face_swap, Donor};
 use super::upsample::{upsample_trace, UPSAMPLERS};
 use edge::infer::detect::Keypoints;
 use image::RgbImage;
@@ -15,6 +16,9 @@ pub enum FakeKind {
     /// The fine detail replaced by a generator-style up-sampling's (nearest + conv, or a
     /// transposed conv, drawn at random), sharpness and content kept.
     Upsample,
+    /// Blended images of two people (Face X-ray): another real face's inner face, aligned on the
+    /// keypoints and colour-matched, blended in (a face swap's traces, no generator).
+    Swap,
 }
 
 /// The knobs of the kinds.
@@ -30,14 +34,17 @@ impl FakeKind {
         match self {
             FakeKind::Sbi => "sbi",
             FakeKind::Upsample => "upsample",
+            FakeKind::Swap => "swap",
         }
     }
 
-    /// One fake of this kind made from a face crop and its keypoints (crop pixels), if known.
+    /// One fake of this kind made from a face crop and its keypoints (crop pixels), if known;
+    /// `donors` are the other real faces a swap may take from (the face itself is skipped).
     pub fn make(
         self,
         face: &RgbImage,
         keypoints: Option<&Keypoints>,
+        donors: &[Donor],
         settings: &FakeSettings,
         rng: &mut impl Rng,
     ) -> RgbImage {
@@ -47,6 +54,7 @@ impl FakeKind {
                 let upsampler = UPSAMPLERS[rng.random_range(0..UPSAMPLERS.len())];
                 upsample_trace(face, upsampler, rng)
             }
+            FakeKind::Swap => face_swap(face, keypoints, donors, rng),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Fakes the trainer makes from real faces: the `kind`s by name, self-blended images (`sbi`),
-//! up-sampling traces (`upsample`), and a labelled folder of them written for inspection and
-//! evaluation (`folder`, `trainer fakes`).
+//! up-sampling traces (`upsample`), blends of two people (`swap`), and a labelled folder of them
+//! written for inspection and evaluation (`folder`, `trainer fakes`).
 
 pub mod folder;
 pub mod kind;
 pub mod sbi;
+pub mod swap;
 pub mod upsample;

@@ -8,6 +8,7 @@ use super::config::{EpochStats, TrainConfig};
 use crate::data::augment::augment;
 use crate::eval::metrics;
 use crate::fakes::kind::FakeKind;
+use crate::fakes::swap::Donor;
 use crate::nets::{mobilenet_v2, mobilenet_v3, Net};
 use anyhow::{anyhow, ensure, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -28,6 +29,15 @@ pub struct Item {
     pub image: RgbImage,
     pub keypoints: Option<Keypoints>,
     pub fake: bool,
+}
+
+/// The real faces with keypoints among `items`: those a swap may take an inner face from.
+pub fn donors(items: &[Item]) -> Vec<Donor<'_>> {
+    items
+        .iter()
+        .filter(|i| !i.fake)
+        .filter_map(|i| Some(Donor { image: &i.image, keypoints: i.keypoints.as_ref()? }))
+        .collect()
 }
 
 pub struct Trained {
@@ -196,6 +206,7 @@ pub fn train(
         slots.extend((0..train.len()).filter(|&i| !train[i].fake).map(|i| (i, Some(kind))));
     }
     let settings = cfg.fake_settings();
+    let donors = donors(train);
     for epoch in history.len() + 1..=cfg.epochs {
         let start = Instant::now();
         let mut rng = epoch_rng(cfg.seed, epoch);
@@ -215,7 +226,8 @@ pub fn train(
                 let item = &train[i];
                 let face = match made {
                     Some(kind) => {
-                        kind.make(&item.image, item.keypoints.as_ref(), &settings, &mut rng)
+                        let k = item.keypoints.as_ref();
+                        kind.make(&item.image, k, &donors, &settings, &mut rng)
                     }
                     None => item.image.clone(),
                 };

@@ -10,6 +10,7 @@ use edge::input::decode::MAX_SIDE;
 use edge::live::track::TrackerConfig;
 use edge::live::{LiveConfig, MAX_THREADS};
 use edge::range::within;
+#[cfg(feature = "serve")]
 use edge::serve::Limits;
 use edge::{DetectorConfig, Pipeline};
 use std::path::PathBuf;
@@ -57,10 +58,12 @@ pub enum Command {
     Calibrate(CalibrateOptions),
     /// Serve the upload page and the HTTP API (POST /api/analyze, GET /api/stats, /metrics,
     /// /healthz) until SIGTERM.
+    #[cfg(feature = "serve")]
     Serve(ServeOptions),
 }
 
 /// `edge serve`.
+#[cfg(feature = "serve")]
 #[derive(Args, Debug)]
 pub struct ServeOptions {
     /// Address and port to listen on; port 0 picks a free one (printed on stderr). An address

@@ -5,7 +5,7 @@
 
 use crate::cli::{Cli, LiveOptions};
 use anyhow::Result;
-use edge::live::source::{Backoff, FolderSource, FrameSource, Newest, Opener, Reconnecting};
+use edge::live::source::{Backoff, FolderSource, Newest, Opener, Reconnecting};
 use edge::live::{Live, Sink};
 use edge::service::{stop_on_signals, Notifier};
 use edge::sinks::lines::{JsonLines, StatsLog, TextLines};
@@ -110,7 +110,8 @@ fn camera_opener(options: &LiveOptions, index: u32, stop: Arc<AtomicBool>) -> Re
     let config = CameraConfig { index, width: options.width, height: options.height, fps, format };
     Ok(Box::new(move || {
         let camera = Box::new(CameraSource::open(config)?);
-        Ok(Box::new(Newest::spawn(camera, stop.clone(), STALL)?) as Box<dyn FrameSource>)
+        Ok(Box::new(Newest::spawn(camera, stop.clone(), STALL)?)
+            as Box<dyn edge::live::source::FrameSource>)
     }))
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod config_file;
 mod files;
 mod live;
+#[cfg(feature = "serve")]
 mod serve;
 
 use cli::Command;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Bench(options)) => bench::run(options),
         Some(Command::Calibrate(options)) => calibrate::run(options),
+        #[cfg(feature = "serve")]
         Some(Command::Serve(options)) => serve::run(options),
         None if cli.list_cameras => live::list_cameras(),
         None if cli.live.dir.is_some() || cli.live.camera.is_some() => live::run(&cli),

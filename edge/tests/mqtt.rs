@@ -269,3 +269,52 @@ fn credentials_wrong_right_and_unreadable() {
         "the refused publisher delivered nothing"
     );
 }
+
+/// A peer that answers with random bytes (issue 27, class 7): the cause is reported while the
+/// publisher runs, no garbage length is allocated, and closing keeps to the flush time (it took
+/// 7.5-8 s against a promised 2 s).
+#[test]
+fn a_broker_that_sends_garbage_is_reported_and_closing_keeps_its_bound() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                // xorshift: a different stream of bytes on every connection.
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
+                let mut chunk = [0u8; 4096];
+                loop {
+                    for b in chunk.iter_mut() {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        *b = x as u8;
+                    }
+                    if std::io::Write::write_all(&mut stream, &chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let publisher = MqttPublisher::start(config(port, "garbage", "board-g")).expect("start");
+    publisher.publish_event(&event(EventKind::Appeared, 1, 0));
+    let status = wait_for(
+        "the garbage to be reported",
+        || publisher.status(),
+        |s| s.connects == 0 && s.last_error.is_some(),
+    );
+    let error = status.last_error.unwrap_or_default();
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert!(
+        ["not CONNACK", "not an MQTT broker", "no reply"].iter().any(|cause| error.contains(cause)),
+        "{error}"
+    );
+    let flush = Duration::from_millis(300);
+    let start = std::time::Instant::now();
+    let status = publisher.close(flush);
+    // The bound is flush + 0.5 s by construction; the slack is for a loaded machine.
+    assert!(start.elapsed() < flush + Duration::from_secs(3), "closing took {:?}", start.elapsed());
+    assert_eq!((status.published, status.queued, status.connects), (0, 1, 0), "{status:?}");
+}

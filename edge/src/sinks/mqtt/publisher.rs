@@ -24,6 +24,13 @@ const IDLE_CHECK: Duration = Duration::from_millis(250);
 /// What the end of a live run, or dropping the publisher, spends delivering the queue before
 /// `offline`.
 const FLUSH: Duration = Duration::from_secs(2);
+/// After the flush, the time left to say `offline` and disconnect; a broker slower than that (or
+/// a peer that is no broker) is left to the last will, so closing never takes much over the flush.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// The largest packet a publisher is sent: the replies it waits for (CONNACK, PUBACK, PINGRESP)
+/// have 2 bytes or none. A longer one is garbage, refused before anything is allocated for it
+/// (a garbage length asked for up to 256 MiB).
+const MAX_INCOMING: usize = 1024;
 
 /// What the publisher has done so far, for statistics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,7 +113,7 @@ impl MqttPublisher {
 
     /// Delivers what is queued for up to `flush`, publishes the retained `offline` status and
     /// disconnects. Returns the final counters: `queued` > 0 means events that were not delivered.
-    /// Gives up waiting for the network thread a few seconds after `flush`.
+    /// Gives up waiting for the network thread [`CLOSE_GRACE`] after `flush`.
     pub fn close(mut self, flush: Duration) -> MqttStatus {
         self.shut_down(flush);
         self.status()
@@ -114,14 +121,15 @@ impl MqttPublisher {
 
     fn shut_down(&mut self, flush: Duration) {
         let Some(thread) = self.thread.take() else { return };
-        let give_up = Instant::now() + flush + REPLY_TIMEOUT + Duration::from_secs(1);
+        let give_up = Instant::now() + flush + CLOSE_GRACE;
         let mut state = self.shared.lock();
         state.stop = Some(Instant::now() + flush);
         self.shared.wake.notify_all();
         while !state.finished {
             let now = Instant::now();
             if now >= give_up {
-                // The broker stopped answering mid-write; leave the thread to its timeouts.
+                // The broker stopped answering, or is no broker; leave the thread to its timeouts
+                // (it ends with the process) and the broker to the last will.
                 return;
             }
             state = match self.shared.wake.wait_timeout(state, give_up - now) {
@@ -550,32 +558,58 @@ impl Session<'_> {
         }
     }
 
-    /// One packet: its type (the high nibble of the first byte) and its body.
+    /// One packet: its type (the high nibble of the first byte) and its body, whole within
+    /// [`REPLY_TIMEOUT`] (a peer that trickles bytes cannot hold the thread longer), and at most
+    /// [`MAX_INCOMING`] bytes long.
     fn read_packet(&mut self) -> Result<(u8, Vec<u8>)> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
         let mut byte = [0u8; 1];
-        self.read_exact(&mut byte)?;
+        self.read_exact(&mut byte, deadline)?;
         let kind = byte[0] >> 4;
         let mut length = 0usize;
         for shift in (0..4).map(|i| 7 * i) {
-            self.read_exact(&mut byte)?;
+            self.read_exact(&mut byte, deadline)?;
             length |= usize::from(byte[0] & 0x7f) << shift;
             if byte[0] & 0x80 == 0 {
+                if length > MAX_INCOMING {
+                    bail!(
+                        "the broker sent a packet of {length} bytes (type {kind}) where a reply of \
+                         at most 2 is due: not an MQTT broker, or a corrupted connection"
+                    );
+                }
                 let mut body = vec![0u8; length];
-                self.read_exact(&mut body)?;
+                self.read_exact(&mut body, deadline)?;
                 return Ok((kind, body));
             }
         }
-        bail!("the broker sent a malformed packet length")
+        bail!(
+            "the broker sent a malformed packet length: not an MQTT broker, or a corrupted \
+             connection"
+        )
     }
 
-    fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
-        self.stream.read_exact(buf).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => anyhow::anyhow!("the broker closed the connection"),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                anyhow::anyhow!("no reply from the broker within {} s", REPLY_TIMEOUT.as_secs())
+    fn read_exact(&mut self, mut buf: &mut [u8], deadline: Instant) -> Result<()> {
+        let timeout =
+            || anyhow::anyhow!("no reply from the broker within {} s", REPLY_TIMEOUT.as_secs());
+        while !buf.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timeout());
             }
-            _ => e.into(),
-        })
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(buf) {
+                Ok(0) => bail!("the broker closed the connection"),
+                Ok(n) => buf = &mut buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    return Err(timeout())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Notices, while idle, a broker that closed the connection (it went down, or took over our

@@ -108,8 +108,12 @@ pub fn run(
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     check_listen(listen, token.as_ref())?;
+    // One blocking thread per worker and one for the model loader: a pool that grew a thread (and
+    // with it a malloc arena) whenever an analysis began before the last one's thread was idle
+    // again grew the server's memory under load.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(limits.workers + 1)
         .build()
         .context("cannot start the server's runtime")?;
     runtime.block_on(async move {

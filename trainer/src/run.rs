@@ -7,7 +7,7 @@ use crate::eval::metrics::{threshold, Metrics, ThresholdRule};
 use crate::eval::report;
 use crate::export::{self, parity::Parity};
 use crate::fakes::kind::FakeKind;
-use crate::files::hex;
+use crate::files::{self, hex};
 use crate::resume::changed_settings;
 use crate::train::checkpoint::Checkpoints;
 use crate::train::{self, Item, TrainConfig};
@@ -97,8 +97,8 @@ const SPLIT: &str = "split.json";
 fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<RunSummary> {
     cfg.train.check()?;
     crate::data::faces::check_cache(&cfg.cache)?;
-    std::fs::create_dir_all(&cfg.out)
-        .with_context(|| format!("cannot create {}", cfg.out.display()))?;
+    // Before any work: a folder that cannot be written fails now, not after training.
+    edge::output::check_writable(&cfg.out).context("--out")?;
     let checkpoints = Checkpoints::new(&cfg.out, resume);
     if resume {
         let saved = saved_config(&cfg.out)?;
@@ -112,7 +112,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     } else {
         checkpoints.clear()?;
     }
-    std::fs::write(cfg.out.join(CONFIG), serde_json::to_string_pretty(cfg)?)?;
+    files::write(&cfg.out.join(CONFIG), serde_json::to_string_pretty(cfg)?)?;
 
     let data = folders::scan(&cfg.data)?;
     for (i, root) in cfg.data.iter().enumerate() {
@@ -187,7 +187,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
             split_path.display()
         );
     }
-    std::fs::write(&split_path, split)?;
+    files::write(&split_path, split)?;
     let real_train = train_items.iter().filter(|i| !i.fake).count();
     let fake_train = train_items.len() - real_train;
     let kinds = &cfg.train.fakes;
@@ -258,10 +258,10 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
 
     let onnx_bytes = export::onnx::write(&trained.model, cfg.train.input_size, &meta)?;
     let onnx = cfg.out.join("model.onnx");
-    std::fs::write(&onnx, &onnx_bytes)?;
+    files::write(&onnx, &onnx_bytes)?;
     let tflite = cfg.out.join("model.tflite");
-    std::fs::write(&tflite, export::tflite::write(&onnx_bytes)?)?;
-    std::fs::write(sidecar_path(&onnx), serde_json::to_string_pretty(&meta)?)?;
+    files::write(&tflite, export::tflite::write(&onnx_bytes)?)?;
+    files::write(&sidecar_path(&onnx), serde_json::to_string_pretty(&meta)?)?;
     let parity = export::parity::check_parity(&onnx, &tflite, &val_items, &trained.val_p_fake)?;
     log(&format!(
         "exported {} and {}: largest |p(FAKE) difference| to burn {:.2e} (ONNX), {:.2e} (TFLite) on {} images",
@@ -314,7 +314,7 @@ fn write_validation_scores(
             name(p >= threshold)
         );
     }
-    std::fs::write(out.join("validation.csv"), csv)
+    files::write(&out.join("validation.csv"), csv)
         .with_context(|| format!("cannot write {}", out.join("validation.csv").display()))
 }
 

@@ -274,3 +274,30 @@ fn eval_refuses_a_missing_folder_and_a_folder_without_classes_in_one_line() {
         "{stderr}"
     );
 }
+
+/// An `--out` that cannot be written is one line at start naming it, before any photo is read,
+/// for training, eval and fakes alike (issue 27, class 5: training said only "Operation not
+/// permitted (os error 1)", after cropping every photo).
+#[test]
+fn an_out_folder_that_cannot_be_written_is_one_line_at_start() {
+    let tmp = run_folder_with("trainer-bad-out", &["astronaut.png"]);
+    let file = tmp.join("notes.txt");
+    std::fs::write(&file, "not a folder").expect("writes a file");
+    let out = file.join("run");
+    let (data, cache) = (tmp.join("data"), tmp.join("cache"));
+    let model = root().join("models/classifier.onnx");
+    let runs = [
+        bare_trainer(&["--sbi"], &[("--data", &data), ("--out", &out), ("--cache", &cache)]),
+        bare_trainer(&["eval"], &[("--model", &model), ("--data", &data), ("--out", &out)]),
+        bare_trainer(&["fakes"], &[("--data", &data), ("--out", &out), ("--cache", &cache)]),
+    ];
+    for run in runs {
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let named = format!("--out: {}: cannot write files there", out.display());
+        assert!(stderr.contains(&named), "{stderr}");
+    }
+    let cropped = std::fs::read_dir(&cache).map(|mut d| d.next().is_some()).unwrap_or(false);
+    assert!(!cropped, "no photo was cropped");
+}

@@ -307,7 +307,7 @@ fn run_with(
             Ok(None) => break,
             Err(SourceError::Frame(e)) => {
                 live.bad_frame();
-                eprintln!("edge: {name}: {e:#}");
+                eprintln!("edge: {name}: {}", crate::error::one_line(&e));
                 continue;
             }
             Err(SourceError::Lost(e)) => {
@@ -371,7 +371,7 @@ fn complete(live: &mut Live, sinks: &mut Sinks, thread: Option<&DetectThread>, p
         }
         Err(e) => {
             live.bad_frame();
-            eprintln!("edge: {}: {e:#}", p.frame.origin);
+            eprintln!("edge: {}: {}", p.frame.origin, crate::error::one_line(&e));
         }
     }
     if let Some(every) = live.config.stats_every {

@@ -4,6 +4,7 @@
 use crate::eval::metrics::{roc, Metrics, ThresholdRule};
 use crate::eval::plot;
 use crate::export::parity::Parity;
+use crate::files;
 use crate::train::Trained;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -20,14 +21,14 @@ pub fn write(
         img.save(out.join(name))
             .with_context(|| format!("cannot write {}", out.join(name).display()))
     };
-    std::fs::write(out.join("metrics.json"), serde_json::to_string_pretty(m)?)?;
-    std::fs::write(out.join("history.json"), serde_json::to_string_pretty(&trained.history)?)?;
+    files::write(&out.join("metrics.json"), serde_json::to_string_pretty(m)?)?;
+    files::write(&out.join("history.json"), serde_json::to_string_pretty(&trained.history)?)?;
     let c = m.confusion;
     let confusion = format!(
         "rows: true class, columns: predicted (threshold {:.4})\n\n            REAL   FAKE\nREAL  {:>8} {:>6}\nFAKE  {:>8} {:>6}\n",
         m.threshold, c.true_real, c.false_fake, c.false_real, c.true_fake
     );
-    std::fs::write(out.join("confusion.txt"), &confusion)?;
+    files::write(&out.join("confusion.txt"), &confusion)?;
 
     let epochs = trained.history.len() as f64;
     let series = |f: &dyn Fn(&crate::train::EpochStats) -> f64| -> Vec<(f64, f64)> {
@@ -102,6 +103,6 @@ pub fn write(
         m.accuracy, m.auc, m.threshold, rule.describe(),
         parity.images, parity.onnx_max_abs_diff, parity.tflite_max_abs_diff,
     );
-    std::fs::write(out.join("report.md"), report)?;
+    files::write(&out.join("report.md"), report)?;
     Ok(())
 }

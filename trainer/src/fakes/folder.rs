@@ -57,6 +57,7 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
         bail!("{}: not empty; choose a new folder, so no older fakes mix in", cfg.out.display());
     }
     crate::data::faces::check_cache(&cfg.cache)?;
+    edge::output::check_writable(&cfg.out).context("--out")?;
     let data = folders::scan(&cfg.data)?;
     let cropper = Cropper::open(
         &cfg.detector,

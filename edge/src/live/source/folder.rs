@@ -85,11 +85,38 @@ impl FrameSource for FolderSource {
         self.next += 1;
         let seq = self.seq;
         self.seq += 1;
-        let image = crate::input::decode::open(path).map_err(SourceError::Frame)?;
-        Ok(Some(Frame { image, seq, captured: Instant::now(), origin: path.display().to_string() }))
+        let origin = crate::input::files::printable(path);
+        // The error names the frame's file: the loop's line names only the folder.
+        let image = crate::input::decode::open(path)
+            .map_err(|e| SourceError::Frame(e.context(origin.clone())))?;
+        Ok(Some(Frame { image, seq, captured: Instant::now(), origin }))
     }
 
     fn describe(&self) -> String {
         format!("folder {} ({} images)", self.dir.display(), self.paths.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame deleted after the folder was listed is an error of that frame naming its file
+    /// (it named only the folder), and the next frame still plays.
+    #[test]
+    fn a_frame_deleted_after_listing_is_named_and_the_next_plays() {
+        let dir = testkit::Scratch::new("folder-deleted-frame");
+        let photo = std::fs::read(testkit::photo("astronaut.png")).expect("the photo");
+        let (gone, kept) = (dir.write("a.png", &photo), dir.write("b.png", photo));
+        let mut source = FolderSource::open(&dir, false, None).expect("opens");
+        std::fs::remove_file(&gone).expect("deletes a frame");
+        let Err(SourceError::Frame(e)) = source.next_frame() else {
+            panic!("the deleted frame is not a frame error")
+        };
+        let line = crate::error::one_line(&e);
+        assert!(line.starts_with(&gone.display().to_string()), "{line}");
+        let next = source.next_frame().expect("the next frame").expect("a frame");
+        assert_eq!(next.origin, kept.display().to_string());
+        assert!(matches!(source.next_frame(), Ok(None)));
     }
 }

@@ -2,7 +2,7 @@
 //! through edge's own detector and crop (`trainer::eval::evaluate`).
 
 use crate::faces::FaceArgs;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use trainer::eval::evaluate::{self, EvalConfig};
@@ -42,6 +42,8 @@ pub fn run_command(args: EvalArgs) -> Result<()> {
         threshold: args.threshold,
         crops: args.crops,
     };
+    // Before any work: a folder that cannot be written fails now, not after every image.
+    edge::output::check_writable(&args.out).context("--out")?;
     let eval = evaluate::evaluate(&cfg, |line| eprintln!("{line}"))?;
     evaluate::write(&eval, &args.out)?;
     print!("{}", evaluate::markdown(&eval));

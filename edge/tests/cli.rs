@@ -591,6 +591,28 @@ fn bombs_cost_no_more_memory_than_a_photo() {
     }
 }
 
+/// The decoder's memory limit is the board's (issue 27, class 2): a PNG claiming 9000² RGB (231
+/// MiB to decode) is refused from its header over the Pi Zero 2 W profile's 192 MiB, and over
+/// `--max-image-mb 64`; under the default 512 MiB it reaches the decoder, which finds it cut.
+#[test]
+fn the_decoder_memory_limit_is_the_boards() {
+    let s = Scratch::new("board-limit");
+    let frames = s.dir.join("frames");
+    std::fs::create_dir_all(&frames).expect("frames folder");
+    let big = frames.join("big.png");
+    std::fs::write(&big, testkit::bombs::png_header(9000, 9000, 2)).expect("writes the PNG");
+    let stderr = |args: &[&str]| String::from_utf8_lossy(&s.edge(args).stderr).into_owned();
+    let refused =
+        "big.png: cannot decode: a 9000×9000 image needs 231 MiB, above the decoder limit";
+    let line = stderr(&["--file", path_str(&big), "--max-image-mb", "64"]);
+    assert!(line.contains(&format!("{refused} of 64 MiB")), "{line}");
+    let line = stderr(&["--file", path_str(&big)]);
+    assert!(line.contains("big.png") && !line.contains("decoder limit"), "{line}");
+    let profile = root().join("boards/pi-zero-2w.toml");
+    let line = stderr(&["--config", path_str(&profile), "--dir", path_str(&frames)]);
+    assert!(line.contains(&format!("{refused} of 192 MiB")), "{line}");
+}
+
 /// Numbers out of their range, NaN and infinities are refused at start with the allowed range,
 /// from the command line and from a `--config` file alike, and so are numbers a model's metadata
 /// carries (issue 27, class 4: `--fps 1e-30` and `--stats-every inf` panicked, `--min-score NaN`

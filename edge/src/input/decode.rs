@@ -6,14 +6,27 @@ use image::metadata::Orientation;
 use image::{ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest accepted width or height. Camera and phone photos are far below it; a file claiming
 /// more is corrupt or hostile, and is refused before any pixel memory is allocated.
 pub const MAX_SIDE: u32 = 16_384;
+/// The default of [`max_alloc`] (bytes): about 179 megapixels of 8-bit RGB, 76 of RGBA.
+pub const DEFAULT_MAX_ALLOC: u64 = 512 << 20;
+static MAX_ALLOC: AtomicU64 = AtomicU64::new(DEFAULT_MAX_ALLOC);
+
 /// Largest memory a decode may take (bytes): the decoder's buffer, a rotated copy for an EXIF
-/// orientation that turns the image, and the 8-bit RGB copy, together: about 179 megapixels of
-/// 8-bit RGB, 76 of RGBA. Checked from the header before any pixel memory is allocated.
-pub const MAX_ALLOC: u64 = 512 << 20;
+/// orientation that turns the image, and the 8-bit RGB copy, together. Checked from the header
+/// before any pixel memory is allocated.
+pub fn max_alloc() -> u64 {
+    MAX_ALLOC.load(Ordering::Relaxed)
+}
+
+/// Sets [`max_alloc`] for the whole process, once at start-up (`edge --max-image-mb`, a board
+/// profile's `max-image-mb`): a Pi Zero 2 W with 512 MB cannot give one image 512 MiB.
+pub fn set_max_alloc(bytes: u64) {
+    MAX_ALLOC.store(bytes, Ordering::Relaxed);
+}
 
 /// Largest PNG metadata (bytes): ICC profiles are a few kilobytes to a few hundred.
 pub const MAX_PNG_METADATA: u64 = 16 << 20;
@@ -52,11 +65,11 @@ pub fn from_memory(bytes: &[u8]) -> Result<RgbImage> {
     let needed = decoded
         + if turns { decoded } else { 0 }
         + if decoder.color_type() == image::ColorType::Rgb8 { 0 } else { rgb };
-    if needed > MAX_ALLOC {
+    if needed > max_alloc() {
         bail!(
             "cannot decode: a {w}×{h} image needs {} MiB, above the decoder limit of {} MiB",
             needed >> 20,
-            MAX_ALLOC >> 20
+            max_alloc() >> 20
         );
     }
     truncated(format, bytes)?;
@@ -73,7 +86,8 @@ fn limits_for(format: ImageFormat) -> Limits {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(if format == ImageFormat::Png { MAX_PNG_METADATA } else { MAX_ALLOC });
+    limits.max_alloc =
+        Some(if format == ImageFormat::Png { MAX_PNG_METADATA } else { max_alloc() });
     limits
 }
 
@@ -105,7 +119,7 @@ fn explain(e: image::ImageError) -> anyhow::Error {
     match e {
         image::ImageError::Limits(_) => anyhow::anyhow!(
             "cannot decode: image exceeds the decoder limit ({MAX_SIDE} px a side, {} MiB)",
-            MAX_ALLOC >> 20
+            max_alloc() >> 20
         ),
         e => anyhow::Error::new(e).context("cannot decode"),
     }

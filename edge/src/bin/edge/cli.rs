@@ -6,7 +6,7 @@ use clap::error::{ContextKind, ContextValue};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use edge::infer::crop;
 use edge::infer::model_files::{DEFAULT_CLASSIFIER_FILE, FULL_RANGE_FILE, SHORT_RANGE_FILE};
-use edge::input::decode::MAX_SIDE;
+use edge::input::decode::{DEFAULT_MAX_ALLOC, MAX_SIDE};
 use edge::live::track::TrackerConfig;
 use edge::live::{LiveConfig, MAX_THREADS};
 use edge::range::within;
@@ -195,6 +195,25 @@ pub struct ModelOptions {
     #[arg(long, default_value_t = crop::DEFAULT_MARGIN, value_name = "F",
           value_parser = within(0.0f32, crop::MAX_MARGIN))]
     pub margin: f32,
+    /// Largest memory one image may take to decode, in MiB, checked from its header before
+    /// any pixel is read; a larger image is refused. Lower it on a small board
+    /// (boards/pi-zero-2w.toml).
+    #[arg(long, default_value_t = DEFAULT_MAX_ALLOC >> 20, value_name = "MIB",
+          value_parser = within(16u64, 4096))]
+    pub max_image_mb: u64,
+}
+
+impl Cli {
+    /// The model options of the chosen command.
+    pub fn model_options(&self) -> &ModelOptions {
+        match &self.command {
+            Some(Command::Bench(options)) => &options.models,
+            Some(Command::Calibrate(options)) => &options.models,
+            #[cfg(feature = "serve")]
+            Some(Command::Serve(options)) => &options.models,
+            None => &self.models,
+        }
+    }
 }
 
 impl ModelOptions {

@@ -24,6 +24,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The decoder's memory limit holds for the whole process, so it is set before any image.
+    edge::input::decode::set_max_alloc(cli.model_options().max_image_mb << 20);
     // Start-up failures are errors (exit 2); `edge --file` makes single inputs that fail exit 1.
     let result = match &cli.command {
         Some(Command::Bench(options)) => bench::run(options),

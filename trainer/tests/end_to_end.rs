@@ -416,3 +416,33 @@ fn a_damaged_checkpoint_and_an_unwritable_cache_are_refused_by_name() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--cache") && stderr.contains("cache-file"), "{stderr}");
 }
+
+/// A run whose loss is not finite stops at the first such batch with one line saying so, and
+/// leaves no model behind (issue 27, class 4: a diverged run trained every epoch, then exported
+/// a model with `"threshold": null`). NaN weights, through --pretrained, make it diverge at once.
+#[test]
+fn a_diverging_run_stops_at_once_and_writes_no_model() {
+    let tmp = fresh_run_folder("trainer-nan");
+    let weights = tmp.join("nan.pth");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torchvision_checkpoint.py");
+    let made = Command::new("python3").arg(&script).arg(&weights).arg("--nan").output();
+    let made = made.expect("python3 runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let out = tmp.join("run");
+    let run = bare_trainer(
+        &["--sbi", "--epochs", "3", "--batch-size", "4", "--val-fraction", "0.4"],
+        &[
+            ("--pretrained", &weights),
+            ("--data", &tmp.join("data")),
+            ("--out", &out),
+            ("--cache", &tmp.join("cache")),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("epoch 1, batch 1: the loss is NaN: training diverged"), "{stderr}");
+    for file in ["model.onnx", "model.tflite", "model.json", "metrics.json"] {
+        assert!(!out.join(file).exists(), "{file} written by a diverged run");
+    }
+}

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Writes a checkpoint in the layout of torchvision's mobilenet_v3_small-047dcff4.pth, without torch.
 
-Usage: torchvision_checkpoint.py OUT.pth
+Usage: torchvision_checkpoint.py OUT.pth [--nan]
 
 The state dict has torchvision's tensor names, shapes and dtypes (derived here from torchvision's
 MobileNetV3 construction, independently of the trainer's loader) and is written as torch.save does
 since PyTorch 1.6: a zip of archive/data.pkl (pickle protocol 2; each tensor a
 torch._utils._rebuild_tensor_v2 call on a storage given by persistent id) and archive/data/<key>
 (the storages' little-endian bytes). Tensor number i (counted from 0 in state-dict order) holds
-i + (k mod 1000) / 1024 at flat index k, exactly representable in float32.
+i + (k mod 1000) / 1024 at flat index k, exactly representable in float32; with --nan, every float
+is NaN (a diverged run's weights).
 Prints {"name": i, ...} as JSON on stdout.
 """
 
@@ -132,6 +133,7 @@ def state_dict_layout():
 
 def main():
     path = sys.argv[1]
+    nan = "--nan" in sys.argv[2:]
     state = collections.OrderedDict()
     ids = {}
     storages = []
@@ -140,7 +142,7 @@ def main():
         for size in shape:
             numel *= size
         if is_float:
-            values = [i + (k % 1000) / 1024 for k in range(numel)]
+            values = [float("nan") if nan else i + (k % 1000) / 1024 for k in range(numel)]
             data, kind = struct.pack(f"<{numel}f", *values), FloatStorage
         else:
             data, kind = struct.pack("<q", 12345), LongStorage

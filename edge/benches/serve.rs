@@ -17,6 +17,10 @@ fn quantile(samples: &mut [f64], q: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The allocator set as the `edge` binary sets it, so the in-process baseline is not slowed by
+    // page faults the server does not have.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    edge::infer::model::keep_freed_memory();
     let requests: usize =
         std::env::var("SERVE_BENCH_REQUESTS").ok().and_then(|r| r.parse().ok()).unwrap_or(200);
     let photo = testkit::photo("astronaut.png");

@@ -167,6 +167,23 @@ pub fn contain_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// glibc hands every freed block above its mmap threshold (128 KiB at first) back to the kernel,
+/// and tract's graph optimisation at load allocates, copies and frees weight tensors over and
+/// over, so each new block is fresh pages faulted in one at a time. Blocks up to 16 MiB (the most
+/// glibc accepts on 32-bit ARM) come from the heap instead, whose top is kept, so freed memory is
+/// reused; start-up is faster and peak memory unchanged (docs/performance.md, start-up and memory).
+/// Every analysis allocates and frees such blocks too, so a bench that compares against the
+/// `edge` binary calls it as the binary does.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn keep_freed_memory() {
+    // SAFETY: mallopt only sets the allocator's parameters; callers call it first thing, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

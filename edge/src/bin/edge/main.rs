@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    keep_freed_memory();
+    edge::infer::model::keep_freed_memory();
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -42,19 +42,5 @@ fn main() -> ExitCode {
             eprintln!("edge: {}", one_line(&e));
             ExitCode::from(2)
         }
-    }
-}
-
-/// glibc hands every freed block above its mmap threshold (128 KiB at first) back to the kernel,
-/// and tract's graph optimisation at load allocates, copies and frees weight tensors over and
-/// over, so each new block is fresh pages faulted in one at a time. Blocks up to 16 MiB (the most
-/// glibc accepts on 32-bit ARM) come from the heap instead, whose top is kept, so freed memory is
-/// reused; start-up is faster and peak memory unchanged (docs/performance.md, start-up and memory).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_freed_memory() {
-    // SAFETY: mallopt only sets the allocator's parameters, here before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
     }
 }

@@ -5,5 +5,6 @@
 pub mod folder;
 pub mod kind;
 pub mod sbi;
+pub mod similarity;
 pub mod swap;
 pub mod upsample;

@@ -4,6 +4,7 @@
 //! the traces face swaps leave (a blending boundary, colour and sharpness mismatch, a small
 //! misalignment) while the identity and background stay real, so a classifier learns the traces.
 
+use super::similarity::Similarity;
 use edge::infer::detect::Keypoints;
 use image::imageops;
 use image::{GrayImage, Luma, Rgb, RgbImage};
@@ -92,28 +93,8 @@ fn altered_copy(face: &RgbImage, strength: f32, rng: &mut impl Rng) -> RgbImage 
     let side = face.width().min(face.height()) as f32;
     let scale = rng.random_range(0.95..1.05f32);
     let (dx, dy) = (rng.random_range(-0.03..0.03) * side, rng.random_range(-0.03..0.03) * side);
-    warp(&out, scale, dx, dy)
-}
-
-/// Bilinear resample of `img` scaled by `scale` about its centre and shifted by (dx, dy); edges
-/// are clamped.
-fn warp(img: &RgbImage, scale: f32, dx: f32, dy: f32) -> RgbImage {
-    let (w, h) = img.dimensions();
-    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
-    let at = |x: i64, y: i64| {
-        img.get_pixel(x.clamp(0, w as i64 - 1) as u32, y.clamp(0, h as i64 - 1) as u32)
-    };
-    RgbImage::from_fn(w, h, |x, y| {
-        let sx = (x as f32 + 0.5 - cx - dx) / scale + cx - 0.5;
-        let sy = (y as f32 + 0.5 - cy - dy) / scale + cy - 0.5;
-        let (x0, y0) = (sx.floor() as i64, sy.floor() as i64);
-        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-        Rgb(std::array::from_fn(|c| {
-            let top = at(x0, y0)[c] as f32 * (1.0 - fx) + at(x0 + 1, y0)[c] as f32 * fx;
-            let bottom = at(x0, y0 + 1)[c] as f32 * (1.0 - fx) + at(x0 + 1, y0 + 1)[c] as f32 * fx;
-            (top * (1.0 - fy) + bottom * fy).round() as u8
-        }))
-    })
+    let (w, h) = out.dimensions();
+    Similarity::about_centre(w, h, scale, [dx, dy]).warp(&out, w, h)
 }
 
 #[cfg(test)]

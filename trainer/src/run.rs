@@ -6,11 +6,11 @@ use crate::data::folders::{self, Sample};
 use crate::eval::metrics::{threshold, Metrics, ThresholdRule};
 use crate::eval::report;
 use crate::export::{self, parity::Parity};
-use crate::fakes::kind::FakeKind;
+use crate::fakes::kind::{FakeKind, Sources};
 use crate::files::{self, hex};
 use crate::resume::changed_settings;
 use crate::train::checkpoint::Checkpoints;
-use crate::train::{self, Item, TrainConfig};
+use crate::train::{self, fit::real_faces, Item, TrainConfig};
 use anyhow::{bail, ensure, Context, Result};
 use edge::infer::classify::{sidecar_path, Label, ModelMeta, OutputKind};
 use rand::seq::SliceRandom;
@@ -204,12 +204,17 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.train.seed ^ 0x5b1);
     let settings = cfg.train.fake_settings();
     let mut made = vec![];
-    // Swaps between validation faces only, so no training face shows in a validation fake.
-    let donors = train::fit::donors(&val_items);
+    // The generators of reconstructions learn from the training faces; swaps are between
+    // validation faces only, so no training face shows in a validation fake.
+    let train_sources = Sources::new(kinds, real_faces(&train_items), cfg.train.seed, &mut log)?;
+    let sources = Sources {
+        donors: train::fit::donors(&val_items),
+        generators: train_sources.generators.clone(),
+    };
     for &kind in kinds {
         for (item, source) in val_items.iter().zip(&val_sources).filter(|(i, _)| !i.fake) {
             let k = item.keypoints.as_ref();
-            let image = kind.make(&item.image, k, &donors, &settings, &mut rng);
+            let image = kind.make(&item.image, k, &sources, &settings, &mut rng)?;
             made.push((
                 Item { image, keypoints: None, fake: true },
                 Source { made: Some(kind), ..source.clone() },
@@ -244,6 +249,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         &val_items,
         &cfg.train,
         &meta,
+        &train_sources,
         Some(&checkpoints),
         |s| {
             log(&format!(

@@ -2,8 +2,7 @@
 //! written as a labelled folder (`real/`, `fake/<kind>/`) that `trainer eval --crops` scores, so a
 //! model can be measured on each kind of fake, and a user can see what the trainer trains on.
 
-use super::kind::{FakeKind, FakeSettings};
-use super::swap::Donor;
+use super::kind::{FakeKind, FakeSettings, Sources};
 use crate::data::faces::{Cropped, Cropper, NoFace};
 use crate::data::folders;
 use anyhow::{bail, Context, Result};
@@ -91,11 +90,13 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
     // In the order of the photos' content, so the donors, like the seeds, do not depend on the
     // folders' order.
     cropped.sort_by(|a, b| a.0.hash.cmp(&b.0.hash));
-    let donors: Vec<Donor> = cropped
-        .iter()
-        .flat_map(|(_, faces)| faces)
-        .filter_map(|f| Some(Donor { image: &f.image, keypoints: f.keypoints.as_ref()? }))
-        .collect();
+    let faces = cropped.iter().flat_map(|(_, faces)| faces);
+    let sources = Sources::new(
+        &cfg.kinds,
+        faces.map(|f| (&f.image, f.keypoints.as_ref())),
+        cfg.seed,
+        &mut log,
+    )?;
     for (sample, faces) in &cropped {
         let stem = sample.path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
         for (k, face) in faces.iter().enumerate() {
@@ -108,7 +109,7 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                 for i in 0..cfg.per_face {
                     let k = face.keypoints.as_ref();
-                    let fake = kind.make(&face.image, k, &donors, &cfg.settings, &mut rng);
+                    let fake = kind.make(&face.image, k, &sources, &cfg.settings, &mut rng)?;
                     let file = format!("{name}-{i}.png");
                     save(&cfg.out.join("fake").join(kind.name()).join(file), &fake)?;
                     *count += 1;

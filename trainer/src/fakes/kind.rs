@@ -1,12 +1,15 @@
 //! The kinds of fake the trainer makes from a real face crop, chosen by name on the command line.
 
+use super::reconstruct::Generators;
 use super::sbi::self_blend;
 use super::swap::{face_swap, Donor};
 use super::upsample::{upsample_trace, UPSAMPLERS};
+use anyhow::{anyhow, Result};
 use edge::infer::detect::Keypoints;
 use image::RgbImage;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -19,6 +22,9 @@ pub enum FakeKind {
     /// Blended images of two people (Face X-ray): another real face's inner face, aligned on the
     /// keypoints and colour-matched, blended in (a face swap's traces, no generator).
     Swap,
+    /// The fine detail replaced by that of the face's reconstruction through a small
+    /// encoder–decoder trained on the real faces (AutoGAN), sharpness and content kept.
+    Reconstruct,
 }
 
 /// The knobs of the kinds.
@@ -35,26 +41,76 @@ impl FakeKind {
             FakeKind::Sbi => "sbi",
             FakeKind::Upsample => "upsample",
             FakeKind::Swap => "swap",
+            FakeKind::Reconstruct => "reconstruct",
         }
     }
 
-    /// One fake of this kind made from a face crop and its keypoints (crop pixels), if known;
-    /// `donors` are the other real faces a swap may take from (the face itself is skipped).
+    /// One fake of this kind made from a face crop and its keypoints (crop pixels), if known,
+    /// with what `sources` holds for the kinds that need more than the face.
     pub fn make(
         self,
         face: &RgbImage,
         keypoints: Option<&Keypoints>,
-        donors: &[Donor],
+        sources: &Sources,
         settings: &FakeSettings,
         rng: &mut impl Rng,
-    ) -> RgbImage {
-        match self {
+    ) -> Result<RgbImage> {
+        Ok(match self {
             FakeKind::Sbi => self_blend(face, keypoints, settings.sbi_strength, rng),
             FakeKind::Upsample => {
                 let upsampler = UPSAMPLERS[rng.random_range(0..UPSAMPLERS.len())];
                 upsample_trace(face, upsampler, rng)
             }
-            FakeKind::Swap => face_swap(face, keypoints, donors, rng),
+            FakeKind::Swap => face_swap(face, keypoints, &sources.donors, rng),
+            FakeKind::Reconstruct => {
+                let generators = sources.generators.as_ref();
+                generators
+                    .ok_or_else(|| anyhow!("reconstruct: no generators trained"))?
+                    .fake(face, rng)?
+            }
+        })
+    }
+}
+
+/// What the kinds make fakes from besides the face itself: the other real faces a swap takes
+/// from, and the generators reconstructions come from.
+#[derive(Debug, Default)]
+pub struct Sources<'a> {
+    pub donors: Vec<Donor<'a>>,
+    pub generators: Option<Arc<Generators>>,
+}
+
+impl<'a> Sources<'a> {
+    /// The sources of `kinds` from a set of real faces (and their keypoints): the donors, and,
+    /// when reconstructions are asked for, generators trained on the faces from `seed`
+    /// (`log` hears how well they learnt).
+    pub fn new(
+        kinds: &[FakeKind],
+        faces: impl IntoIterator<Item = (&'a RgbImage, Option<&'a Keypoints>)>,
+        seed: u64,
+        mut log: impl FnMut(&str),
+    ) -> Result<Sources<'a>> {
+        let faces: Vec<_> = faces.into_iter().collect();
+        let donors = faces
+            .iter()
+            .filter_map(|&(image, keypoints)| Some(Donor { image, keypoints: keypoints? }))
+            .collect();
+        let mut generators = None;
+        if kinds.contains(&FakeKind::Reconstruct) {
+            let start = std::time::Instant::now();
+            let images: Vec<&RgbImage> = faces.iter().map(|f| f.0).collect();
+            let (trained, fits) = Generators::train(&images, seed)?;
+            let errors: Vec<String> =
+                fits.iter().map(|f| format!("{:?} {:.1}", f.upsampler, f.error)).collect();
+            log(&format!(
+                "reconstruct: generators trained on {} faces in {:.0} s (mean error in grey \
+                 levels: {})",
+                images.len(),
+                start.elapsed().as_secs_f64(),
+                errors.join(", ")
+            ));
+            generators = Some(Arc::new(trained));
         }
+        Ok(Sources { donors, generators })
     }
 }

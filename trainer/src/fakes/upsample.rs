@@ -38,13 +38,22 @@ pub fn upsample_trace(face: &RgbImage, upsampler: Upsampler, rng: &mut impl Rng)
     if w < 4 || h < 4 {
         return face.clone();
     }
-    let source: Vec<Plane> = (0..3).map(|c| Plane::channel(face, c)).collect();
     let weights = Weights::draw(upsampler, rng);
+    let generated: Vec<Plane> =
+        (0..3).map(|c| weights.upsample(&Plane::channel(face, c).half(), w, h)).collect();
+    with_detail_of(face, &generated, DETAIL_SIGMA)
+}
+
+/// `face` with its fine detail (its residual over a Gaussian low-pass of `sigma`) replaced by the
+/// fine detail of `generated` (R, G, B planes of `face`'s size, 0–255), scaled so that the result
+/// is exactly as sharp as `face`: its coarse content, colour and sharpness stay the source's.
+pub(crate) fn with_detail_of(face: &RgbImage, generated: &[Plane], sigma: f32) -> RgbImage {
+    let (w, h) = face.dimensions();
+    let source: Vec<Plane> = (0..3).map(|c| Plane::channel(face, c)).collect();
     let (mut low, mut trace) = (vec![], vec![]);
-    for plane in &source {
-        let up = weights.upsample(&plane.half(), w, h);
-        trace.push(up.minus(&up.blur(DETAIL_SIGMA)));
-        low.push(plane.blur(DETAIL_SIGMA));
+    for (plane, up) in source.iter().zip(generated) {
+        trace.push(up.minus(&up.blur(sigma)));
+        low.push(plane.blur(sigma));
     }
     // The fake's brightness Laplacian is lap(low) + gain · lap(trace) (both filters are linear);
     // the gain makes its energy the source's, |a + g·b|² = E solved for g ≥ 0, so the fake is
@@ -67,13 +76,19 @@ pub fn upsample_trace(face: &RgbImage, upsampler: Upsampler, rng: &mut impl Rng)
 
 /// One channel as floats.
 #[derive(Clone, Debug)]
-struct Plane {
+pub(crate) struct Plane {
     w: u32,
     h: u32,
     v: Vec<f32>,
 }
 
 impl Plane {
+    /// A `w` × `h` plane of the values `v`, row by row.
+    pub(crate) fn new(w: u32, h: u32, v: Vec<f32>) -> Plane {
+        assert_eq!(v.len(), (w * h) as usize, "a plane's values");
+        Plane { w, h, v }
+    }
+
     fn channel(img: &RgbImage, c: usize) -> Plane {
         let v = img.pixels().map(|p| p[c] as f32).collect();
         Plane { w: img.width(), h: img.height(), v }

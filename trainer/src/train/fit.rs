@@ -7,7 +7,7 @@ use super::checkpoint::{self, Checkpoints};
 use super::config::{EpochStats, TrainConfig};
 use crate::data::augment::augment;
 use crate::eval::metrics;
-use crate::fakes::kind::FakeKind;
+use crate::fakes::kind::{FakeKind, Sources};
 use crate::fakes::swap::Donor;
 use crate::nets::{mobilenet_v2, mobilenet_v3, Net};
 use anyhow::{anyhow, ensure, Result};
@@ -33,11 +33,14 @@ pub struct Item {
 
 /// The real faces with keypoints among `items`: those a swap may take an inner face from.
 pub fn donors(items: &[Item]) -> Vec<Donor<'_>> {
-    items
-        .iter()
-        .filter(|i| !i.fake)
-        .filter_map(|i| Some(Donor { image: &i.image, keypoints: i.keypoints.as_ref()? }))
+    real_faces(items)
+        .filter_map(|(image, keypoints)| Some(Donor { image, keypoints: keypoints? }))
         .collect()
+}
+
+/// The real faces among `items`, with their keypoints where known.
+pub fn real_faces(items: &[Item]) -> impl Iterator<Item = (&RgbImage, Option<&Keypoints>)> {
+    items.iter().filter(|i| !i.fake).map(|i| (&i.image, i.keypoints.as_ref()))
 }
 
 pub struct Trained {
@@ -161,7 +164,8 @@ fn validation_scores(p: &[f32], fake: &[bool]) -> (f64, metrics::Metrics) {
     (loss, metrics::Metrics::new(p, fake, 0.5))
 }
 
-/// Trains on `train`, validating on `val` (which must hold both classes), writing a checkpoint
+/// Trains on `train` (with fakes of `cfg.fakes` made from its real faces and `sources`),
+/// validating on `val` (which must hold both classes), writing a checkpoint
 /// after every epoch when `checkpoints` is given, and continuing from the latest one when it says
 /// to resume.
 pub fn train(
@@ -169,6 +173,7 @@ pub fn train(
     val: &[Item],
     cfg: &TrainConfig,
     meta: &ModelMeta,
+    sources: &Sources,
     checkpoints: Option<&Checkpoints>,
     mut progress: impl FnMut(&EpochStats),
 ) -> Result<Trained> {
@@ -206,7 +211,6 @@ pub fn train(
         slots.extend((0..train.len()).filter(|&i| !train[i].fake).map(|i| (i, Some(kind))));
     }
     let settings = cfg.fake_settings();
-    let donors = donors(train);
     for epoch in history.len() + 1..=cfg.epochs {
         let start = Instant::now();
         let mut rng = epoch_rng(cfg.seed, epoch);
@@ -227,7 +231,7 @@ pub fn train(
                 let face = match made {
                     Some(kind) => {
                         let k = item.keypoints.as_ref();
-                        kind.make(&item.image, k, &donors, &settings, &mut rng)
+                        kind.make(&item.image, k, sources, &settings, &mut rng)?
                     }
                     None => item.image.clone(),
                 };

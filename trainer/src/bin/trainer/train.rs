@@ -48,7 +48,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
     /// Kinds of fake to make from every real face each epoch (enough to train with real photos
-    /// only): sbi (self-blended images), upsample (generator up-sampling traces).
+    /// only): sbi (self-blended images), upsample (generator up-sampling traces), swap (blends
+    /// of two people), reconstruct (detail of a small generator's reconstructions).
     #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     fakes: Vec<FakeKind>,
     /// The same as --fakes sbi (added to any other kinds).

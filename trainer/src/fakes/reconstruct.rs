@@ -1,0 +1,260 @@
+//! Reconstructions by a small generator trained on the real faces (after Zhang, Karaman & Chang,
+//! "Detecting and Simulating Artifacts in GAN Fake Images", WIFS 2019, whose AutoGAN simulates a
+//! GAN's up-sampling without a GAN; written from the paper's description, not its code).
+//!
+//! A generator here is an encoder–decoder: two stride-2 convolutions down to a quarter of the
+//! side, one convolution there, and a decoder that up-samples twice as image generators do
+//! (transposed convolutions, or nearest up-sampling followed by a convolution), trained for a few
+//! hundred steps to reconstruct patches of the real faces. Its reconstruction of a face carries
+//! the decoder's traces and the face's content. It is also softer than its source, which would
+//! teach "soft = fake" (issue 25's probe), so a fake keeps the source's coarse content and takes
+//! only the reconstruction's fine detail, scaled to the source's sharpness
+//! ([`super::upsample::with_detail_of`]).
+
+use super::upsample::{with_detail_of, Plane, Upsampler, UPSAMPLERS};
+use anyhow::{anyhow, Result};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::TensorData;
+use image::RgbImage;
+use rand::{Rng, SeedableRng};
+
+/// Side of the square patches the generators learn from (a multiple of 4).
+const PATCH: u32 = 48;
+/// Optimisation steps and patches per step: about 10 s per generator on one core.
+const STEPS: usize = 300;
+const BATCH: usize = 8;
+const LR: f64 = 2e-3;
+/// The Gaussian whose residual is the detail taken from the reconstruction: wider than the
+/// `upsample` kind's, as two ×2 steps leave traces down to a period of four pixels.
+const DETAIL_SIGMA: f32 = 1.0;
+/// Width of the frame around a face while it is reconstructed (see [`Generators::fake`]).
+const FRAME: u32 = 8;
+
+/// One up-sampling step of the decoder.
+#[derive(Module, Debug)]
+struct Up {
+    /// Kernel 4, stride 2, padding 1 (whose uneven overlap leaves a checkerboard)…
+    transposed: Option<ConvTranspose2d>,
+    /// …or a 3×3 convolution after nearest-neighbour ×2.
+    conv: Option<Conv2d>,
+}
+
+impl Up {
+    fn new(upsampler: Upsampler, cin: usize, cout: usize, device: &Device) -> Up {
+        match upsampler {
+            Upsampler::Transposed => Up {
+                transposed: Some(
+                    ConvTranspose2dConfig::new([cin, cout], [4, 4])
+                        .with_stride([2, 2])
+                        .with_padding([1, 1])
+                        .init(device),
+                ),
+                conv: None,
+            },
+            Upsampler::NearestConv => Up { transposed: None, conv: Some(conv3(cin, cout, device)) },
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match (&self.transposed, &self.conv) {
+            (Some(t), _) => t.forward(x),
+            (None, Some(conv)) => {
+                let nearest =
+                    InterpolateOptions::new(InterpolateMode::Nearest).with_scale_factor([2.0, 2.0]);
+                conv.forward(interpolate(x, nearest))
+            }
+            (None, None) => x,
+        }
+    }
+}
+
+fn conv3(cin: usize, cout: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}
+
+/// The encoder–decoder.
+#[derive(Module, Debug)]
+struct Generator {
+    down1: Conv2d,
+    down2: Conv2d,
+    middle: Conv2d,
+    up1: Up,
+    up2: Up,
+    out: Conv2d,
+}
+
+impl Generator {
+    fn new(upsampler: Upsampler, device: &Device) -> Generator {
+        let down = |cin, cout| {
+            Conv2dConfig::new([cin, cout], [4, 4])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        Generator {
+            down1: down(3, 16),
+            down2: down(16, 32),
+            middle: conv3(32, 32, device),
+            up1: Up::new(upsampler, 32, 16, device),
+            up2: Up::new(upsampler, 16, 16, device),
+            out: conv3(16, 3, device),
+        }
+    }
+
+    /// Images in [−0.5, 0.5], sides a multiple of 4, to their reconstructions.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = relu(self.down1.forward(x));
+        let x = relu(self.down2.forward(x));
+        let x = relu(self.middle.forward(x));
+        let x = relu(self.up1.forward(x));
+        let x = relu(self.up2.forward(x));
+        self.out.forward(x)
+    }
+}
+
+/// One trained generator per up-sampler of [`UPSAMPLERS`].
+#[derive(Debug)]
+pub struct Generators {
+    nets: Vec<Generator>,
+    device: Device,
+}
+
+/// How well a generator learnt its faces.
+#[derive(Clone, Copy, Debug)]
+pub struct Fit {
+    pub upsampler: Upsampler,
+    /// Mean absolute error of the last step's reconstructions, in grey levels (0–255).
+    pub error: f32,
+}
+
+impl Generators {
+    /// Trains a generator of each up-sampler on random patches of `faces` (from `seed`, so one
+    /// seed gives the same generators). Faces smaller than a patch are left out.
+    pub fn train(faces: &[&RgbImage], seed: u64) -> Result<(Generators, Vec<Fit>)> {
+        Generators::train_for(STEPS, faces, seed)
+    }
+
+    /// [`Generators::train`] for a number of optimisation steps.
+    fn train_for(steps: usize, faces: &[&RgbImage], seed: u64) -> Result<(Generators, Vec<Fit>)> {
+        let faces: Vec<&RgbImage> =
+            faces.iter().copied().filter(|f| f.width() >= PATCH && f.height() >= PATCH).collect();
+        if faces.is_empty() {
+            return Err(anyhow!("no face of at least {PATCH}×{PATCH} pixels to train on"));
+        }
+        let device = Device::flex();
+        device.seed(seed);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7ec0);
+        let (mut nets, mut fits) = (vec![], vec![]);
+        for upsampler in UPSAMPLERS {
+            let train = device.clone().autodiff();
+            let mut net = Generator::new(upsampler, &train);
+            let mut optim = burn::optim::AdamConfig::new().init();
+            let mut error = f32::NAN;
+            for _ in 0..steps {
+                let patches: Vec<RgbImage> =
+                    (0..BATCH).map(|_| random_patch(&faces, &mut rng)).collect();
+                let x = tensor(&patches, &train);
+                let loss = (net.forward(x.clone()) - x).abs().mean();
+                error = to_vec(loss.clone().detach())?[0] * 255.0;
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = optim.step(LR, net, grads);
+            }
+            fits.push(Fit { upsampler, error });
+            nets.push(net.valid());
+        }
+        Ok((Generators { nets, device }, fits))
+    }
+
+    /// One fake: `face`'s fine detail replaced by that of its reconstruction by one of the
+    /// generators, drawn at random.
+    pub fn fake(&self, face: &RgbImage, rng: &mut impl Rng) -> Result<RgbImage> {
+        let net = &self.nets[rng.random_range(0..self.nets.len())];
+        let (w, h) = face.dimensions();
+        // The convolutions' zero padding makes the reconstruction's border unlike a generator's
+        // output, and its strong detail there would take the sharpness the inside should get: the
+        // face is framed by a copy of its edge pixels, to a multiple of 4, and the frame cut off.
+        let (pw, ph) = ((w + 2 * FRAME).next_multiple_of(4), (h + 2 * FRAME).next_multiple_of(4));
+        let edge = |v: u32, side: u32| v.saturating_sub(FRAME).min(side - 1);
+        let framed = RgbImage::from_fn(pw, ph, |x, y| *face.get_pixel(edge(x, w), edge(y, h)));
+        let out = net.forward(tensor(&[framed], &self.device));
+        let v = to_vec(out)?;
+        let plane = |c: usize| {
+            let at = |x: u32, y: u32| {
+                let (x, y) = ((x + FRAME) as usize, (y + FRAME) as usize);
+                v[(c * ph as usize + y) * pw as usize + x]
+            };
+            let values = (0..h).flat_map(|y| (0..w).map(move |x| (at(x, y) + 0.5) * 255.0));
+            Plane::new(w, h, values.collect())
+        };
+        Ok(with_detail_of(face, &[plane(0), plane(1), plane(2)], DETAIL_SIGMA))
+    }
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
+}
+
+/// A random `PATCH`² square of a random face, mirrored half of the time.
+fn random_patch(faces: &[&RgbImage], rng: &mut impl Rng) -> RgbImage {
+    let face = faces[rng.random_range(0..faces.len())];
+    let x0 = rng.random_range(0..=face.width() - PATCH);
+    let y0 = rng.random_range(0..=face.height() - PATCH);
+    let mirror = rng.random_bool(0.5);
+    RgbImage::from_fn(PATCH, PATCH, |x, y| {
+        let x = if mirror { PATCH - 1 - x } else { x };
+        *face.get_pixel(x0 + x, y0 + y)
+    })
+}
+
+/// Images of one size as an NCHW batch in [−0.5, 0.5].
+fn tensor(images: &[RgbImage], device: &Device) -> Tensor<4> {
+    let (w, h) = images[0].dimensions();
+    let mut data = Vec::with_capacity(images.len() * 3 * (w * h) as usize);
+    for img in images {
+        for c in 0..3 {
+            data.extend(img.pixels().map(|p| p[c] as f32 / 255.0 - 0.5));
+        }
+    }
+    Tensor::from_data(TensorData::new(data, [images.len(), 3, h as usize, w as usize]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(name: &str, size: u32) -> RgbImage {
+        let img = image::open(testkit::photo(name)).expect("photo").into_rgb8();
+        image::imageops::resize(&img, size, size, image::imageops::FilterType::Triangle)
+    }
+
+    /// One seed gives the same generators, and so the same fakes (a resumed run makes the fakes
+    /// the uninterrupted run made); the error falls as they learn; any size of face is taken.
+    #[test]
+    fn the_same_seed_gives_the_same_fakes_and_learning_lowers_the_error() {
+        let faces = [photo("lenna.png", 64), photo("astronaut.png", 64)];
+        let refs: Vec<&RgbImage> = faces.iter().collect();
+        let (first, fits) = Generators::train_for(40, &refs, 7).expect("trained");
+        let (again, _) = Generators::train_for(40, &refs, 7).expect("trained");
+        let (short, short_fits) = Generators::train_for(5, &refs, 7).expect("trained");
+        for (long, short) in fits.iter().zip(&short_fits) {
+            assert!(long.error < short.error, "{long:?} after 40 steps, {short:?} after 5");
+        }
+        let face = photo("einstein.jpg", 77);
+        let fake = |g: &Generators| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+            (0..4).map(|_| g.fake(&face, &mut rng).expect("fake")).collect::<Vec<_>>()
+        };
+        let (a, b) = (fake(&first), fake(&again));
+        assert!(a == b, "the same seed made other fakes");
+        assert!(a.iter().all(|f| f.dimensions() == (77, 77) && *f != face));
+        assert!(fake(&short) != a, "other generators made the same fakes");
+    }
+}

@@ -22,7 +22,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::TensorData;
 use image::RgbImage;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 
 /// Side of the square patches the generators learn from (a multiple of 4).
 const PATCH: u32 = 48;
@@ -150,12 +150,12 @@ impl Generators {
             return Err(anyhow!("no face of at least {PATCH}×{PATCH} pixels to train on"));
         }
         let device = Device::flex();
-        device.seed(seed);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7ec0);
         let (mut nets, mut fits) = (vec![], vec![]);
         for upsampler in UPSAMPLERS {
             let train = device.clone().autodiff();
-            let mut net = Generator::new(upsampler, &train);
+            let net = Generator::new(upsampler, &train);
+            let mut net = net.map(&mut Draw(rand::rngs::StdRng::seed_from_u64(rng.next_u64())));
             let mut optim = burn::optim::AdamConfig::new().init();
             let mut error = f32::NAN;
             for _ in 0..steps {
@@ -200,6 +200,30 @@ impl Generators {
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
+}
+
+/// Draws a module's starting weights from a stream of its own (PyTorch's default for a
+/// convolution: uniform within ±1/√fan-in, the fan-in read from the weight's shape as PyTorch
+/// reads it; biases 0). burn's own draws come from one stream per backend and process, which
+/// other trainings in the process (tests on parallel threads) draw from too.
+struct Draw(rand::rngs::StdRng);
+
+impl burn::module::ModuleMapper for Draw {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        param.map(|t| {
+            let dims = t.dims();
+            let fan_in: usize = dims.iter().skip(1).product();
+            let bound = if D > 1 { 1.0 / (fan_in.max(1) as f32).sqrt() } else { 0.0 };
+            let v: Vec<f32> = (0..dims.iter().product())
+                .map(|_| self.0.random_range(-1.0..=1.0) * bound)
+                .collect();
+            let grad = t.is_require_grad();
+            Tensor::from_data(TensorData::new(v, dims.to_vec()), &t.device()).set_require_grad(grad)
+        })
+    }
 }
 
 /// A random `PATCH`² square of a random face, mirrored half of the time.

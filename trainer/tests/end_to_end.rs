@@ -382,6 +382,26 @@ fn settings_out_of_range_are_refused_with_the_range() {
     }
 }
 
+/// A bare run starts MobileNetV2 from the ImageNet weights in the models folder; without them it
+/// fails at start with one line saying how to get them, or how to do without.
+#[test]
+fn a_bare_run_without_the_imagenet_weights_says_how_to_get_them() {
+    let tmp = fresh_run_folder("trainer-no-weights");
+    let empty = tmp.join("models");
+    std::fs::create_dir_all(&empty).expect("models folder");
+    let out = bare_trainer(
+        &["--sbi"],
+        &[("--data", &tmp.join("data")), ("--out", &tmp.join("run")), ("--models", &empty)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for part in ["mobilenet_v2-b0353104.pth: missing", "models/fetch", "--from-scratch"] {
+        assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+    assert!(!tmp.join("run").exists(), "nothing is written");
+}
+
 /// A checkpoint file damaged at rest stops `--resume` with its name (issue 27, class 8: 50
 /// flipped bytes in a model resumed silently), and a crop cache that cannot be written fails at
 /// start instead of skipping every photo.
@@ -430,7 +450,17 @@ fn a_diverging_run_stops_at_once_and_writes_no_model() {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let out = tmp.join("run");
     let run = bare_trainer(
-        &["--sbi", "--epochs", "3", "--batch-size", "4", "--val-fraction", "0.4"],
+        &[
+            "--sbi",
+            "--backbone",
+            "mobilenet-v3-small",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--val-fraction",
+            "0.4",
+        ],
         &[
             ("--pretrained", &weights),
             ("--data", &tmp.join("data")),

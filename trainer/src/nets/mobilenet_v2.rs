@@ -9,6 +9,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use std::path::Path;
 
+/// The file name of torchvision's ImageNet weights, which models/fetch puts in models/.
+pub const IMAGENET_WEIGHTS: &str = "mobilenet_v2-b0353104.pth";
+
 /// (expansion t, output channels c, repeats n, first stride s), torchvision's table.
 const SETTINGS: [(usize, usize, usize, usize); 7] = [
     (1, 16, 1, 1),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use trainer::data::faces::NoFace;
 use trainer::eval::metrics::ThresholdRule;
 use trainer::fakes::kind::FakeKind;
-use trainer::nets::Backbone;
+use trainer::nets::{mobilenet_v2, Backbone};
 use trainer::run::{resume, run, saved_config, RunConfig};
 use trainer::train::{Adapter, Backend, TrainConfig, MAX_INPUT, MIN_INPUT};
 
@@ -35,8 +35,9 @@ pub struct TrainArgs {
     /// adapter such as lavapipe), or discrete, integrated or virtual, each with an optional :N.
     #[arg(long, default_value_t = Adapter::Default, value_name = "ADAPTER")]
     device: Adapter,
-    /// The network to train.
-    #[arg(long, value_enum, default_value_t = Backbone::MobilenetV3Small)]
+    /// The network to train (mobilenet-v2 from ImageNet weights beat every other variant measured
+    /// here: models/SWEEP.md).
+    #[arg(long, value_enum, default_value_t = Backbone::MobilenetV2)]
     backbone: Backbone,
     /// Width multiplier of mobilenet-v3-small (torchvision's rule: every channel count times W,
     /// rounded to a multiple of 8); not with --pretrained.
@@ -44,9 +45,12 @@ pub struct TrainArgs {
     width: f64,
     /// Start from torchvision ImageNet weights of the backbone (.pth: MobileNetV3-Small's
     /// `mobilenet_v3_small-047dcff4.pth`, or MobileNetV2's `mobilenet_v2-b0353104.pth`, which
-    /// models/fetch fetches into models/).
-    #[arg(long, value_name = "FILE")]
+    /// models/fetch fetches into models/) [default for mobilenet-v2: that file in --models].
+    #[arg(long, value_name = "FILE", conflicts_with = "from_scratch")]
     pretrained: Option<PathBuf>,
+    /// Start from random weights (mobilenet-v3-small always does without --pretrained).
+    #[arg(long)]
+    from_scratch: bool,
     /// Kinds of fake to make from every real face each epoch (enough to train with real photos
     /// only): sbi (self-blended images), upsample (generator up-sampling traces), swap (blends
     /// of two people), reconstruct (detail of a small generator's reconstructions).
@@ -59,14 +63,14 @@ pub struct TrainArgs {
     /// makes them easier to tell.
     #[arg(long, default_value_t = 1.0, value_parser = within(0.0f32, 10.0))]
     sbi_strength: f32,
-    #[arg(long, default_value_t = 15, value_parser = within(1usize, 100_000))]
+    #[arg(long, default_value_t = 20, value_parser = within(1usize, 100_000))]
     epochs: usize,
     #[arg(long, default_value_t = 16, value_parser = within(1usize, 4096))]
     batch_size: usize,
-    #[arg(long, default_value_t = 1e-4, value_parser = within(1e-8, 1.0))]
+    #[arg(long, default_value_t = 3e-4, value_parser = within(1e-8, 1.0))]
     lr: f64,
     /// Side of the square face crops the model takes.
-    #[arg(long, default_value_t = 224, value_parser = within(MIN_INPUT, MAX_INPUT))]
+    #[arg(long, default_value_t = 160, value_parser = within(MIN_INPUT, MAX_INPUT))]
     input_size: u32,
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -161,6 +165,21 @@ fn resumed_config(cli: RunConfig, matches: &ArgMatches) -> Result<RunConfig> {
 /// Trains (or resumes) the run the options describe and prints its outcome.
 pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let resuming = cli.resume;
+    let pretrained = match (cli.pretrained, cli.backbone) {
+        (Some(path), _) => Some(path),
+        (None, Backbone::MobilenetV2) if !cli.from_scratch => {
+            let path = cli.models.join(mobilenet_v2::IMAGENET_WEIGHTS);
+            if !resuming && !path.is_file() {
+                bail!(
+                    "{}: missing (the ImageNet start of mobilenet-v2): run models/fetch, or pass \
+                     --from-scratch",
+                    path.display()
+                );
+            }
+            Some(path)
+        }
+        (None, _) => None,
+    };
     let cfg = RunConfig {
         detector: cli
             .detector
@@ -181,7 +200,7 @@ pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
             width: cli.width,
             backend: cli.backend,
             device: cli.device,
-            pretrained: cli.pretrained,
+            pretrained,
             epochs: cli.epochs,
             batch_size: cli.batch_size,
             lr: cli.lr,

@@ -50,8 +50,13 @@ fn main() -> Result<()> {
         std::env::var("TRAINER_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let faces = faces()?;
     let start = Instant::now();
-    let sources =
-        Sources::new(&KINDS, faces.iter().map(|f| (&f.image, f.keypoints.as_ref())), 1, |_| {})?;
+    let sources = Sources::new(
+        &KINDS,
+        faces.iter().map(|f| (&f.image, f.keypoints.as_ref())),
+        1,
+        None,
+        |_| {},
+    )?;
     let generators = start.elapsed().as_secs_f64();
     let settings = FakeSettings { sbi_strength: 1.0 };
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);

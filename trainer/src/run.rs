@@ -6,7 +6,7 @@ use crate::data::folders::{self, Sample};
 use crate::eval::metrics::{threshold, Metrics, ThresholdRule};
 use crate::eval::report;
 use crate::export::{self, parity::Parity};
-use crate::fakes::kind::{FakeKind, Sources};
+use crate::fakes::kind::{FakeKind, Sources, GENERATORS};
 use crate::files::{self, hex};
 use crate::resume::changed_settings;
 use crate::train::checkpoint::Checkpoints;
@@ -206,7 +206,9 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     let mut made = vec![];
     // The generators of reconstructions learn from the training faces; swaps are between
     // validation faces only, so no training face shows in a validation fake.
-    let train_sources = Sources::new(kinds, real_faces(&train_items), cfg.train.seed, &mut log)?;
+    let generators = cfg.cache.join(GENERATORS);
+    let train_sources =
+        Sources::new(kinds, real_faces(&train_items), cfg.train.seed, Some(&generators), &mut log)?;
     let sources = Sources {
         donors: train::fit::donors(&val_items),
         generators: train_sources.generators.clone(),

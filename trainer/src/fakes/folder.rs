@@ -2,7 +2,7 @@
 //! written as a labelled folder (`real/`, `fake/<kind>/`) that `trainer eval --crops` scores, so a
 //! model can be measured on each kind of fake, and a user can see what the trainer trains on.
 
-use super::kind::{FakeKind, FakeSettings, Sources};
+use super::kind::{FakeKind, FakeSettings, Sources, GENERATORS};
 use crate::data::faces::{Cropped, Cropper, NoFace};
 use crate::data::folders;
 use anyhow::{bail, Context, Result};
@@ -95,6 +95,7 @@ pub fn write_fakes(cfg: &FakesConfig, mut log: impl FnMut(&str)) -> Result<Fakes
         &cfg.kinds,
         faces.map(|f| (&f.image, f.keypoints.as_ref())),
         cfg.seed,
+        Some(&cfg.cache.join(GENERATORS)),
         &mut log,
     )?;
     for (sample, faces) in &cropped {

@@ -1,6 +1,6 @@
 //! The kinds of fake the trainer makes from a real face crop, chosen by name on the command line.
 
-use super::reconstruct::Generators;
+use super::reconstruct::{Generators, Provenance};
 use super::sbi::self_blend;
 use super::swap::{face_swap, Donor};
 use super::upsample::{upsample_trace, UPSAMPLERS};
@@ -9,6 +9,7 @@ use edge::infer::detect::Keypoints;
 use image::RgbImage;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -72,6 +73,9 @@ impl FakeKind {
     }
 }
 
+/// The folder inside the crop cache where the reconstructions' generators are kept.
+pub const GENERATORS: &str = "generators";
+
 /// What the kinds make fakes from besides the face itself: the other real faces a swap takes
 /// from, and the generators reconstructions come from.
 #[derive(Debug, Default)]
@@ -82,12 +86,14 @@ pub struct Sources<'a> {
 
 impl<'a> Sources<'a> {
     /// The sources of `kinds` from a set of real faces (and their keypoints): the donors, and,
-    /// when reconstructions are asked for, generators trained on the faces from `seed`
-    /// (`log` hears how well they learnt).
+    /// when reconstructions are asked for, generators trained on the faces from `seed` (or read
+    /// from `cache`, where the same faces and seed trained them before); `log` hears which, and
+    /// how well they learnt.
     pub fn new(
         kinds: &[FakeKind],
         faces: impl IntoIterator<Item = (&'a RgbImage, Option<&'a Keypoints>)>,
         seed: u64,
+        cache: Option<&Path>,
         mut log: impl FnMut(&str),
     ) -> Result<Sources<'a>> {
         let faces: Vec<_> = faces.into_iter().collect();
@@ -99,17 +105,30 @@ impl<'a> Sources<'a> {
         if kinds.contains(&FakeKind::Reconstruct) {
             let start = std::time::Instant::now();
             let images: Vec<&RgbImage> = faces.iter().map(|f| f.0).collect();
-            let (trained, fits) = Generators::train(&images, seed)?;
-            let errors: Vec<String> =
-                fits.iter().map(|f| format!("{:?} {:.1}", f.upsampler, f.error)).collect();
-            log(&format!(
-                "reconstruct: generators trained on {} faces in {:.0} s (mean error in grey \
-                 levels: {})",
-                images.len(),
-                start.elapsed().as_secs_f64(),
-                errors.join(", ")
-            ));
-            generators = Some(Arc::new(trained));
+            let (made, provenance) = Generators::train(&images, seed, cache)?;
+            log(&match provenance {
+                Provenance::Cached(dir) => {
+                    format!(
+                        "reconstruct: generators of these {} faces read from {}",
+                        images.len(),
+                        dir.display()
+                    )
+                }
+                Provenance::Trained { fits, replaced } => {
+                    let errors: Vec<String> =
+                        fits.iter().map(|f| format!("{:?} {:.1}", f.upsampler, f.error)).collect();
+                    let why = replaced.map(|e| format!("; the cached ones unreadable: {e}"));
+                    format!(
+                        "reconstruct: generators trained on {} faces in {:.0} s (mean error in \
+                         grey levels: {}){}",
+                        images.len(),
+                        start.elapsed().as_secs_f64(),
+                        errors.join(", "),
+                        why.unwrap_or_default()
+                    )
+                }
+            });
+            generators = Some(Arc::new(made));
         }
         Ok(Sources { donors, generators })
     }

@@ -12,17 +12,20 @@
 //! ([`super::upsample::with_detail_of`]).
 
 use super::upsample::{with_detail_of, Plane, Upsampler, UPSAMPLERS};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::TensorData;
 use image::RgbImage;
 use rand::{Rng, RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 
 /// Side of the square patches the generators learn from (a multiple of 4).
 const PATCH: u32 = 48;
@@ -127,6 +130,15 @@ pub struct Generators {
     device: Device,
 }
 
+/// Where the generators came from.
+#[derive(Clone, Debug)]
+pub enum Provenance {
+    /// Trained now; `replaced` is why the cached ones could not be read, if there were any.
+    Trained { fits: Vec<Fit>, replaced: Option<String> },
+    /// Read from this cache folder.
+    Cached(PathBuf),
+}
+
 /// How well a generator learnt its faces.
 #[derive(Clone, Copy, Debug)]
 pub struct Fit {
@@ -137,18 +149,71 @@ pub struct Fit {
 
 impl Generators {
     /// Trains a generator of each up-sampler on random patches of `faces` (from `seed`, so one
-    /// seed gives the same generators). Faces smaller than a patch are left out.
-    pub fn train(faces: &[&RgbImage], seed: u64) -> Result<(Generators, Vec<Fit>)> {
-        Generators::train_for(STEPS, faces, seed)
+    /// seed gives the same generators). Faces smaller than a patch are left out. With a `cache`
+    /// folder, generators trained before on the same faces and seed are read back from it
+    /// instead, and new ones are written to it.
+    pub fn train(
+        faces: &[&RgbImage],
+        seed: u64,
+        cache: Option<&Path>,
+    ) -> Result<(Generators, Provenance)> {
+        Generators::cached_or_trained(STEPS, faces, seed, cache)
     }
 
-    /// [`Generators::train`] for a number of optimisation steps.
-    fn train_for(steps: usize, faces: &[&RgbImage], seed: u64) -> Result<(Generators, Vec<Fit>)> {
+    fn cached_or_trained(
+        steps: usize,
+        faces: &[&RgbImage],
+        seed: u64,
+        cache: Option<&Path>,
+    ) -> Result<(Generators, Provenance)> {
         let faces: Vec<&RgbImage> =
             faces.iter().copied().filter(|f| f.width() >= PATCH && f.height() >= PATCH).collect();
         if faces.is_empty() {
             return Err(anyhow!("no face of at least {PATCH}×{PATCH} pixels to train on"));
         }
+        let Some(dir) = cache else {
+            let (generators, fits) = Generators::train_for(steps, &faces, seed)?;
+            return Ok((generators, Provenance::Trained { fits, replaced: None }));
+        };
+        let key = cache_key(steps, &faces, seed);
+        let paths: Vec<PathBuf> =
+            UPSAMPLERS.iter().map(|u| dir.join(format!("generator-{key}-{u:?}.bpk"))).collect();
+        let mut replaced = None;
+        if paths.iter().all(|p| p.is_file()) {
+            match Generators::read(&paths) {
+                Ok(generators) => return Ok((generators, Provenance::Cached(dir.to_path_buf()))),
+                Err(e) => replaced = Some(format!("{e:#}")),
+            }
+        }
+        let (generators, fits) = Generators::train_for(steps, &faces, seed)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (net, path) in generators.nets.iter().zip(&paths) {
+            // Written whole under another name first, so a stopped run leaves no half file.
+            let part = path.with_extension("part");
+            let mut store = BurnpackStore::from_file(&part).auto_extension(false).overwrite(true);
+            net.save_into(&mut store)
+                .map_err(|e| anyhow!("cannot write {}: {e}", part.display()))?;
+            std::fs::rename(&part, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok((generators, Provenance::Trained { fits, replaced }))
+    }
+
+    /// The generators written by [`Generators::cached_or_trained`], in [`UPSAMPLERS`] order.
+    fn read(paths: &[PathBuf]) -> Result<Generators> {
+        let device = Device::flex();
+        let mut nets = vec![];
+        for (upsampler, path) in UPSAMPLERS.into_iter().zip(paths) {
+            let mut net = Generator::new(upsampler, &device);
+            let mut store = BurnpackStore::from_file(path).auto_extension(false);
+            net.load_from(&mut store).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            nets.push(net);
+        }
+        Ok(Generators { nets, device })
+    }
+
+    /// Trains the generators for a number of optimisation steps.
+    fn train_for(steps: usize, faces: &[&RgbImage], seed: u64) -> Result<(Generators, Vec<Fit>)> {
         let device = Device::flex();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7ec0);
         let (mut nets, mut fits) = (vec![], vec![]);
@@ -160,7 +225,7 @@ impl Generators {
             let mut error = f32::NAN;
             for _ in 0..steps {
                 let patches: Vec<RgbImage> =
-                    (0..BATCH).map(|_| random_patch(&faces, &mut rng)).collect();
+                    (0..BATCH).map(|_| random_patch(faces, &mut rng)).collect();
                 let x = tensor(&patches, &train);
                 let loss = (net.forward(x.clone()) - x).abs().mean();
                 error = to_vec(loss.clone().detach())?[0] * 255.0;
@@ -226,6 +291,19 @@ impl burn::module::ModuleMapper for Draw {
     }
 }
 
+/// The cache name of the generators `steps` of training on `faces` from `seed` give: a SHA-256 of
+/// everything they depend on, the training settings and architecture included.
+fn cache_key(steps: usize, faces: &[&RgbImage], seed: u64) -> String {
+    let mut hash = Sha256::new();
+    hash.update(format!("reconstruct 1: {PATCH} {steps} {BATCH} {LR} 3-16-32-32-16-16-3 {seed}"));
+    for face in faces {
+        hash.update(face.width().to_le_bytes());
+        hash.update(face.height().to_le_bytes());
+        hash.update(face.as_raw());
+    }
+    hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// A random `PATCH`² square of a random face, mirrored half of the time.
 fn random_patch(faces: &[&RgbImage], rng: &mut impl Rng) -> RgbImage {
     let face = faces[rng.random_range(0..faces.len())];
@@ -260,14 +338,19 @@ mod tests {
     }
 
     /// One seed gives the same generators, and so the same fakes (a resumed run makes the fakes
-    /// the uninterrupted run made); the error falls as they learn; any size of face is taken.
+    /// the uninterrupted run made); the error falls as they learn; any size of face is taken. A
+    /// cache gives back the generators it was given, and replaces a damaged file.
     #[test]
     fn the_same_seed_gives_the_same_fakes_and_learning_lowers_the_error() {
         let faces = [photo("lenna.png", 64), photo("astronaut.png", 64)];
         let refs: Vec<&RgbImage> = faces.iter().collect();
-        let (first, fits) = Generators::train_for(40, &refs, 7).expect("trained");
-        let (again, _) = Generators::train_for(40, &refs, 7).expect("trained");
-        let (short, short_fits) = Generators::train_for(5, &refs, 7).expect("trained");
+        let train = |steps, cache| match Generators::cached_or_trained(steps, &refs, 7, cache) {
+            Ok((g, Provenance::Trained { fits, .. })) => (g, fits),
+            other => panic!("{other:?}"),
+        };
+        let (first, fits) = train(40, None);
+        let (again, _) = train(40, None);
+        let (short, short_fits) = train(5, None);
         for (long, short) in fits.iter().zip(&short_fits) {
             assert!(long.error < short.error, "{long:?} after 40 steps, {short:?} after 5");
         }
@@ -280,5 +363,25 @@ mod tests {
         assert!(a == b, "the same seed made other fakes");
         assert!(a.iter().all(|f| f.dimensions() == (77, 77) && *f != face));
         assert!(fake(&short) != a, "other generators made the same fakes");
+
+        let s = testkit::Scratch::new("generators");
+        let cache = s.join("cache");
+        let (trained, _) = train(40, Some(&cache));
+        assert!(fake(&trained) == a, "trained for the cache: other fakes");
+        let read = Generators::cached_or_trained(40, &refs, 7, Some(&cache)).expect("read");
+        assert!(matches!(read.1, Provenance::Cached(_)), "{:?}", read.1);
+        assert!(fake(&read.0) == a, "read from the cache: other fakes");
+        let files: Vec<_> = std::fs::read_dir(&cache).expect("cache").flatten().collect();
+        assert_eq!(files.len(), 2, "one file per generator");
+        std::fs::write(files[0].path(), b"damaged").expect("damage");
+        match Generators::cached_or_trained(40, &refs, 7, Some(&cache)) {
+            Ok((g, Provenance::Trained { replaced: Some(why), .. })) => {
+                assert!(why.contains(".bpk"), "{why}");
+                assert!(fake(&g) == a, "trained again: other fakes");
+            }
+            other => panic!("{other:?}"),
+        }
+        let read = Generators::cached_or_trained(40, &refs, 7, Some(&cache)).expect("read");
+        assert!(matches!(read.1, Provenance::Cached(_)), "the damaged file replaced");
     }
 }

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 /// Side of the square patches the generators learn from (a multiple of 4).
 const PATCH: u32 = 48;
-/// Optimisation steps and patches per step: about 10 s per generator on one core.
+/// Optimisation steps and patches per step: about 25 s per generator on a busy 2-core machine.
 const STEPS: usize = 300;
 const BATCH: usize = 8;
 const LR: f64 = 2e-3;

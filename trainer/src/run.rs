@@ -210,7 +210,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     let train_sources =
         Sources::new(kinds, real_faces(&train_items), cfg.train.seed, Some(&generators), &mut log)?;
     let sources = Sources {
-        donors: train::fit::donors(&val_items),
+        donors: Sources::donors_of(real_faces(&val_items)),
         generators: train_sources.generators.clone(),
     };
     for &kind in kinds {

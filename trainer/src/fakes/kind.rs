@@ -97,10 +97,7 @@ impl<'a> Sources<'a> {
         mut log: impl FnMut(&str),
     ) -> Result<Sources<'a>> {
         let faces: Vec<_> = faces.into_iter().collect();
-        let donors = faces
-            .iter()
-            .filter_map(|&(image, keypoints)| Some(Donor { image, keypoints: keypoints? }))
-            .collect();
+        let donors = Sources::donors_of(faces.iter().copied());
         let mut generators = None;
         if kinds.contains(&FakeKind::Reconstruct) {
             let start = std::time::Instant::now();
@@ -131,5 +128,15 @@ impl<'a> Sources<'a> {
             generators = Some(Arc::new(made));
         }
         Ok(Sources { donors, generators })
+    }
+
+    /// The faces with keypoints among `faces`: those a swap may take an inner face from.
+    pub fn donors_of(
+        faces: impl IntoIterator<Item = (&'a RgbImage, Option<&'a Keypoints>)>,
+    ) -> Vec<Donor<'a>> {
+        faces
+            .into_iter()
+            .filter_map(|(image, keypoints)| Some(Donor { image, keypoints: keypoints? }))
+            .collect()
     }
 }

@@ -12,6 +12,7 @@
 //! ([`super::upsample::with_detail_of`]).
 
 use super::upsample::{with_detail_of, Plane, Upsampler, UPSAMPLERS};
+use crate::train::fit::to_vec;
 use anyhow::{anyhow, Context, Result};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::PaddingConfig2d;
@@ -261,10 +262,6 @@ impl Generators {
         };
         Ok(with_detail_of(face, &[plane(0), plane(1), plane(2)], DETAIL_SIGMA))
     }
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
 }
 
 /// Draws a module's starting weights from a stream of its own (PyTorch's default for a

@@ -8,7 +8,6 @@ use super::config::{EpochStats, TrainConfig};
 use crate::data::augment::augment;
 use crate::eval::metrics;
 use crate::fakes::kind::{FakeKind, Sources};
-use crate::fakes::swap::Donor;
 use crate::nets::{mobilenet_v2, mobilenet_v3, Net};
 use anyhow::{anyhow, ensure, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -29,13 +28,6 @@ pub struct Item {
     pub image: RgbImage,
     pub keypoints: Option<Keypoints>,
     pub fake: bool,
-}
-
-/// The real faces with keypoints among `items`: those a swap may take an inner face from.
-pub fn donors(items: &[Item]) -> Vec<Donor<'_>> {
-    real_faces(items)
-        .filter_map(|(image, keypoints)| Some(Donor { image, keypoints: keypoints? }))
-        .collect()
 }
 
 /// The real faces among `items`, with their keypoints where known.
@@ -90,7 +82,8 @@ pub fn bce_with_logits(z: Tensor<1>, y: Tensor<1>) -> Tensor<1> {
     (softplus - z * y).mean()
 }
 
-fn to_vec(t: Tensor<1>) -> Result<Vec<f32>> {
+/// A tensor's values as f32.
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
 }
 

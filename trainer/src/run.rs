@@ -193,8 +193,8 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     let kinds = &cfg.train.fakes;
     if fake_train == 0 && kinds.is_empty() {
         bail!(
-            "no fake faces to train on: add fake photos or pass --fakes (e.g. --sbi) to make them \
-             from the real ones"
+            "no fake faces to train on: add fake photos, or let --fakes make them from the real \
+             ones"
         );
     }
     if real_train == 0 {

@@ -356,6 +356,24 @@ fn fake_kinds_are_trained_validated_and_kept_on_resume() {
     assert!(err.contains("cannot resume with --fakes"), "{err}");
 }
 
+/// `--fakes none` trains on the folders' own fakes alone: real photos only are refused on one line
+/// (a bare run would make every kind); a kind that does not exist is refused with the kinds that do.
+#[test]
+fn fakes_none_needs_fake_photos_and_unknown_kinds_are_named() {
+    let tmp = run_folder_with("trainer-fakes-none", &["astronaut.png"]);
+    let (data, out, cache) = (tmp.join("data"), tmp.join("run"), tmp.join("cache"));
+    let paths: [(&str, &Path); 2] = [("--data", &data), ("--out", &out)];
+    let none = bare_trainer(&["--fakes", "none"], &[&paths[..], &[("--cache", &cache)]].concat());
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(!none.status.success(), "{err}");
+    assert!(err.trim().lines().last().is_some_and(|l| l.contains("no fake faces")), "{err}");
+
+    let unknown = bare_trainer(&["--fakes", "sbi,gan"], &paths);
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2), "{err}");
+    assert!(err.contains("gan") && err.contains("reconstruct"), "{err}");
+}
+
 /// Settings out of their range are refused before any photo is read, with the range (issue 27,
 /// class 4: `--input-size 100000` aborted on a 30 GB allocation, `--lr NaN` trained on).
 #[test]

@@ -36,6 +36,28 @@ pub struct FakeSettings {
 }
 
 impl FakeKind {
+    /// The kinds a bare `trainer` makes: every kind, the set whose classifiers caught a kind they
+    /// never saw best (mean left-out ROC AUC in models/LOKO.md).
+    pub const DEFAULT: [FakeKind; 4] =
+        [FakeKind::Sbi, FakeKind::Upsample, FakeKind::Swap, FakeKind::Reconstruct];
+
+    /// The kinds a run makes: those of `--fakes` (`None` when not given) with sbi added by
+    /// `--sbi`, each once in the order given; [`FakeKind::DEFAULT`] when neither is given.
+    pub fn chosen(fakes: Option<&[FakeKind]>, sbi: bool) -> Vec<FakeKind> {
+        let given = match fakes {
+            Some(kinds) => kinds,
+            None if sbi => &[],
+            None => &FakeKind::DEFAULT,
+        };
+        let mut kinds = vec![];
+        for &kind in given.iter().chain(sbi.then_some(&FakeKind::Sbi)) {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds
+    }
+
     /// The name used for folders and on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -138,5 +160,24 @@ impl<'a> Sources<'a> {
             .into_iter()
             .filter_map(|(image, keypoints)| Some(Donor { image, keypoints: keypoints? }))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FakeKind::{self, *};
+
+    /// A bare run makes every kind; `--fakes` replaces them (`none` by nothing); `--sbi` alone
+    /// means self-blends only, as it did before the kinds existed, and beside `--fakes` adds them.
+    #[test]
+    fn the_kinds_of_a_run() {
+        assert_eq!(FakeKind::chosen(None, false), FakeKind::DEFAULT.to_vec());
+        assert_eq!(FakeKind::chosen(None, true), vec![Sbi]);
+        assert_eq!(FakeKind::chosen(Some(&[]), false), vec![]);
+        assert_eq!(FakeKind::chosen(Some(&[]), true), vec![Sbi]);
+        assert_eq!(
+            FakeKind::chosen(Some(&[Swap, Upsample, Swap]), true),
+            vec![Swap, Upsample, Sbi]
+        );
     }
 }

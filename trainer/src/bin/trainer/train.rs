@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args};
+use clap::{ArgMatches, Args, ValueEnum};
 use edge::range::within;
 use std::path::PathBuf;
 use trainer::data::faces::NoFace;
@@ -53,10 +53,12 @@ pub struct TrainArgs {
     from_scratch: bool,
     /// Kinds of fake to make from every real face each epoch (enough to train with real photos
     /// only): sbi (self-blended images), upsample (generator up-sampling traces), swap (blends
-    /// of two people), reconstruct (detail of a small generator's reconstructions).
-    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
-    fakes: Vec<FakeKind>,
-    /// The same as --fakes sbi (added to any other kinds).
+    /// of two people), reconstruct (detail of a small generator's reconstructions); none trains
+    /// on the --data folders' own fakes alone [default: all four, the set that best caught a kind
+    /// left out of training: models/LOKO.md].
+    #[arg(long, value_name = "KIND,...|none", value_parser = fake_list)]
+    fakes: Option<FakeList>,
+    /// Short for --fakes sbi (added to the kinds of --fakes, if given).
     #[arg(long)]
     sbi: bool,
     /// Colour and brightness change of self-blended fakes: 1 is the published range, larger
@@ -114,15 +116,21 @@ fn false_alarm_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// `--fakes`, with `--sbi` added, each kind once, in the order given.
-fn fake_kinds(fakes: &[FakeKind], sbi: bool) -> Vec<FakeKind> {
-    let mut kinds = vec![];
-    for &kind in fakes.iter().chain(sbi.then_some(&FakeKind::Sbi)) {
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
+/// The kinds `--fakes` names (none for `none`).
+#[derive(Clone, Debug)]
+struct FakeList(Vec<FakeKind>);
+
+fn fake_list(s: &str) -> Result<FakeList, String> {
+    if s == "none" {
+        return Ok(FakeList(vec![]));
     }
-    kinds
+    let kind = |name: &str| {
+        FakeKind::from_str(name.trim(), false).map_err(|_| {
+            let names: Vec<&str> = FakeKind::value_variants().iter().map(|k| k.name()).collect();
+            format!("{name}: not a kind of fake ({}, or none)", names.join(", "))
+        })
+    };
+    Ok(FakeList(s.split(',').map(kind).collect::<Result<_, _>>()?))
 }
 
 /// With `--resume`: the run's saved configuration, with the settings a resumed run may change
@@ -205,7 +213,7 @@ pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
             batch_size: cli.batch_size,
             lr: cli.lr,
             seed: cli.seed,
-            fakes: fake_kinds(&cli.fakes, cli.sbi),
+            fakes: FakeKind::chosen(cli.fakes.as_ref().map(|f| f.0.as_slice()), cli.sbi),
             sbi_strength: cli.sbi_strength,
             augment: !cli.no_augment,
         },

@@ -65,7 +65,7 @@ fn interleaved(
     let mut runs = vec![];
     for plain in devices {
         let device = plain.clone().autodiff();
-        let model = Net::new(Backbone::MobilenetV3Small, 1.0, &device);
+        let model = Net::new(Backbone::MobilenetV3Small, 1.0, false, &device);
         runs.push((device, Some(model), AdamConfig::new().init(), vec![]));
     }
     for i in 0..=steps {

@@ -38,6 +38,7 @@ fn train_against(kind: FakeKind, sbi_strength: f32) -> (RunSummary, f64, Vec<Str
             lr: 3e-4,
             seed: 42,
             fakes: vec![kind],
+            high_pass: false,
             sbi_strength,
             augment: true,
         },

@@ -151,3 +151,57 @@ fn a_checkpoint_of_another_architecture_fails_naming_file_and_tensor() {
         "{msg}"
     );
 }
+
+/// `--high-pass`: MobileNetV2's second stem on the image's high-pass residual starts silent (the
+/// pretrained network's very logits), and once it speaks, the exported ONNX and TFLite give
+/// burn's p(FAKE) on real photos, as `edge` loads them.
+#[test]
+fn the_high_pass_stem_starts_silent_and_exports_as_burn_computes_it() {
+    use trainer::train::fit::batch;
+    let device = Device::flex();
+    let weights = fetched("models/mobilenet_v2-b0353104.pth");
+    let start = MobileNetV2::with_high_pass(1, &device);
+    let net = load_torchvision(start, &weights, &device).expect("loads");
+    let plain = MobileNetV2 { high_pass: None, ..net.clone() };
+    let meta = ModelMeta {
+        labels: [Label::Real, Label::Fake],
+        mean: trainer::run::MEAN,
+        std: trainer::run::STD,
+        output: OutputKind::Probability,
+        threshold: 0.5,
+    };
+    let faces: Vec<_> = ["lenna.png", "einstein.jpg", "takeo.ppm"]
+        .map(|name| {
+            let img = edge::input::decode::open(&crate::support::photo(name)).expect("decodes");
+            trainer::data::faces::centre_crop(&img, 96)
+        })
+        .into();
+    let p_fake = |m: &MobileNetV2| -> Vec<f32> {
+        let logits = m.forward(batch(&faces, &meta, &device));
+        let p = burn::tensor::activation::sigmoid(logits).into_data();
+        p.try_to_vec::<f32>().expect("f32")
+    };
+    assert_eq!(p_fake(&net), p_fake(&plain));
+
+    let mut net = net;
+    let branch = net.high_pass.as_mut().expect("the second stem");
+    branch.bn.gamma = burn::module::Param::from_tensor(Tensor::ones([32], &device));
+    let (speaking, silent) = (p_fake(&net), p_fake(&plain));
+    let moved = speaking.iter().zip(&silent).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(moved > 1e-3, "the stem changed p(FAKE) by {moved} only");
+
+    let tmp = crate::support::Scratch::new("trainer-high-pass");
+    let onnx = trainer::export::onnx::write(&trainer::nets::Net::V2(net), 96, &meta).expect("ONNX");
+    let tflite = trainer::export::tflite::write(&onnx).expect("TFLite");
+    // TFLite has no metadata of ours: edge reads it beside the file, as a run writes it.
+    let json = serde_json::to_string(&meta).expect("JSON");
+    std::fs::write(tmp.join("model.json"), json).expect("writes");
+    for (name, bytes) in [("model.onnx", onnx), ("model.tflite", tflite)] {
+        std::fs::write(tmp.join(name), bytes).expect("writes");
+        let classifier = edge::infer::classify::Classifier::load(&tmp.join(name)).expect("loads");
+        for (face, &expected) in faces.iter().zip(&speaking) {
+            let p = classifier.p_fake(face).expect("classifies");
+            assert!((p - expected).abs() <= 1e-5, "{name}: {p} against burn's {expected}");
+        }
+    }
+}

@@ -30,6 +30,7 @@ fn config(backend: Backend) -> TrainConfig {
         device: Adapter::Default,
         pretrained: None,
         fakes: vec![],
+        high_pass: false,
         sbi_strength: 1.0,
         augment: false,
     }

@@ -4,7 +4,7 @@
 //! the model metadata in `metadata_props` under `edge::infer::classify::META_KEY`.
 
 use crate::nets::layers::{Act, ConvBn};
-use crate::nets::mobilenet_v2::MobileNetV2;
+use crate::nets::mobilenet_v2::{self, MobileNetV2};
 use crate::nets::mobilenet_v3::MobileNetV3;
 use crate::nets::Net;
 use anyhow::{anyhow, Result};
@@ -49,11 +49,23 @@ impl Graph {
 
     /// A Conv node with the given (already folded) weight and bias.
     fn conv(&mut self, x: &str, conv: &Conv2d, weight: Vec<f32>, bias: Vec<f32>) -> String {
-        let dims = conv.weight.dims();
+        self.conv_with(x, conv.weight.dims(), weight, bias, conv.stride, conv.groups)
+    }
+
+    /// A Conv node of `dims` (out, in per group, kh, kw), padded by half the kernel.
+    fn conv_with(
+        &mut self,
+        x: &str,
+        dims: [usize; 4],
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        stride: [usize; 2],
+        groups: usize,
+    ) -> String {
         let w = self.init(&dims, weight);
         let b = self.init(&[dims[0]], bias);
-        let [kh, kw] = conv.kernel_size.map(|k| k as i64);
-        let [sh, sw] = conv.stride.map(|s| s as i64);
+        let [kh, kw] = [dims[2] as i64, dims[3] as i64];
+        let [sh, sw] = stride.map(|s| s as i64);
         let (ph, pw) = (kh / 2, kw / 2);
         self.op(
             "Conv",
@@ -62,13 +74,31 @@ impl Graph {
                 ints("kernel_shape", &[kh, kw]),
                 ints("strides", &[sh, sw]),
                 ints("pads", &[ph, pw, ph, pw]),
-                int("group", conv.groups as i64),
+                int("group", groups as i64),
             ],
         )
     }
 
-    /// Conv + batch norm, folded: w·γ/√(σ²+ε) and β − μ·γ/√(σ²+ε); then the activation.
+    /// Conv + batch norm, folded, then the activation.
     fn conv_bn(&mut self, x: &str, layer: &ConvBn) -> Result<String> {
+        let y = self.conv_bn_linear(x, layer)?;
+        Ok(self.act(&y, layer.act))
+    }
+
+    fn act(&mut self, y: &str, act: Act) -> String {
+        match act {
+            Act::None => y.to_string(),
+            Act::Relu => self.op("Relu", &[y], vec![]),
+            Act::Relu6 => {
+                let (lo, hi) = (self.scalar(0.0), self.scalar(6.0));
+                self.op("Clip", &[y, &lo, &hi], vec![])
+            }
+            Act::HardSwish => self.op("HardSwish", &[y], vec![]),
+        }
+    }
+
+    /// Conv + batch norm, folded: w·γ/√(σ²+ε) and β − μ·γ/√(σ²+ε); no activation.
+    fn conv_bn_linear(&mut self, x: &str, layer: &ConvBn) -> Result<String> {
         let gamma = values(layer.bn.gamma.val())?;
         let beta = values(layer.bn.beta.val())?;
         let mean = values(layer.bn.running_mean.value())?;
@@ -81,16 +111,7 @@ impl Graph {
             chunk.iter_mut().for_each(|w| *w *= scale[o]);
         }
         let bias: Vec<f32> = (0..scale.len()).map(|o| beta[o] - mean[o] * scale[o]).collect();
-        let y = self.conv(x, &layer.conv, weight, bias);
-        Ok(match layer.act {
-            Act::None => y,
-            Act::Relu => self.op("Relu", &[&y], vec![]),
-            Act::Relu6 => {
-                let (lo, hi) = (self.scalar(0.0), self.scalar(6.0));
-                self.op("Clip", &[&y, &lo, &hi], vec![])
-            }
-            Act::HardSwish => self.op("HardSwish", &[&y], vec![]),
-        })
+        Ok(self.conv(x, &layer.conv, weight, bias))
     }
 
     fn conv_with_bias(&mut self, x: &str, conv: &Conv2d) -> Result<String> {
@@ -126,7 +147,19 @@ pub fn write(model: &Net, input_size: u32, meta: &ModelMeta) -> Result<Vec<u8>> 
 }
 
 fn v2(g: &mut Graph, model: &MobileNetV2) -> Result<String> {
-    let mut x = g.conv_bn("image", &model.stem)?;
+    let mut x = match &model.high_pass {
+        None => g.conv_bn("image", &model.stem)?,
+        Some(branch) => {
+            // The image minus its blur (`mobilenet_v2::high_pass`), through the second stem.
+            let weights = mobilenet_v2::blur_weights();
+            let blur = g.conv_with("image", [3, 1, 3, 3], weights, vec![0.0; 3], [1, 1], 3);
+            let residual = g.op("Sub", &["image", &blur], vec![]);
+            let branch = g.conv_bn_linear(&residual, branch)?;
+            let stem = g.conv_bn_linear("image", &model.stem)?;
+            let sum = g.op("Add", &[&stem, &branch], vec![]);
+            g.act(&sum, model.stem.act)
+        }
+    };
     for block in &model.blocks {
         let input = x.clone();
         if let Some(expand) = &block.expand {

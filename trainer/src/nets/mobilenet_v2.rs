@@ -49,9 +49,30 @@ impl InvertedResidual {
     }
 }
 
+/// The 3×3 binomial blur whose difference with the image is the high-pass residual: its weights as
+/// a depthwise convolution over the 3 colour channels, `[3, 1, 3, 3]`.
+pub fn blur_weights() -> Vec<f32> {
+    let row = [1.0, 2.0, 1.0];
+    let kernel: Vec<f32> = row.iter().flat_map(|a| row.iter().map(move |b| a * b / 16.0)).collect();
+    kernel.repeat(3)
+}
+
+/// The image minus its 3×3 binomial blur (zero padding, as ONNX's Conv pads): the fine detail in
+/// which up-sampling and reconstruction leave their traces.
+pub fn high_pass(x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    let weight = Tensor::<1>::from_floats(blur_weights().as_slice(), &device).reshape([3, 1, 3, 3]);
+    let options = burn::tensor::ops::ConvOptions::new([1, 1], [1, 1], [1, 1], 3);
+    x.clone() - burn::tensor::module::conv2d(x, weight, None, options)
+}
+
 #[derive(Module, Debug)]
 pub struct MobileNetV2 {
     pub stem: ConvBn,
+    /// A second stem on the high-pass residual of the image (`--high-pass`), added to the stem's
+    /// batch-normed output before its activation. Its own batch norm lifts the residual's small
+    /// amplitude to the image's; its γ starts at 0, so the network starts as the one it extends.
+    pub high_pass: Option<ConvBn>,
     pub blocks: Vec<InvertedResidual>,
     pub last: ConvBn,
     /// `classes` logits (1 for REAL/FAKE; 1000 to check the ImageNet weights).
@@ -59,6 +80,13 @@ pub struct MobileNetV2 {
 }
 
 impl MobileNetV2 {
+    /// MobileNetV2 with the high-pass stem, which starts silent (γ 0).
+    pub fn with_high_pass(classes: usize, device: &Device) -> Self {
+        let mut branch = ConvBn::new(3, STEM, 3, 2, 1, Act::None, device);
+        branch.bn.gamma = burn::module::Param::from_tensor(Tensor::zeros([STEM], device));
+        MobileNetV2 { high_pass: Some(branch), ..Self::new(classes, device) }
+    }
+
     pub fn new(classes: usize, device: &Device) -> Self {
         let mut blocks = vec![];
         let mut cin = STEM;
@@ -77,6 +105,7 @@ impl MobileNetV2 {
         }
         MobileNetV2 {
             stem: ConvBn::new(3, STEM, 3, 2, 1, Act::Relu6, device),
+            high_pass: None,
             blocks,
             last: ConvBn::new(cin, FEATURES, 1, 1, 1, Act::Relu6, device),
             head: LinearConfig::new(FEATURES, classes).init(device),
@@ -85,7 +114,13 @@ impl MobileNetV2 {
 
     /// `[batch, classes]` logits for NCHW images.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.stem.forward(x);
+        let mut x = match &self.high_pass {
+            None => self.stem.forward(x),
+            Some(branch) => {
+                let stem = self.stem.bn.forward(self.stem.conv.forward(x.clone()));
+                self.stem.act.apply(stem + branch.forward(high_pass(x)))
+            }
+        };
         for block in &self.blocks {
             x = block.forward(x);
         }

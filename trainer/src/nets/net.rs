@@ -24,11 +24,13 @@ pub enum Net {
 }
 
 impl Net {
-    /// A fresh network; `width` is MobileNetV3-Small's width multiplier (MobileNetV2 is built at
-    /// width 1 only, which `TrainConfig::check` enforces).
-    pub fn new(backbone: Backbone, width: f64, device: &Device) -> Net {
+    /// A fresh network; `width` is MobileNetV3-Small's width multiplier and `high_pass`
+    /// MobileNetV2's second stem (MobileNetV2 is built at width 1 only, MobileNetV3-Small without
+    /// that stem, as `TrainConfig::check` enforces).
+    pub fn new(backbone: Backbone, width: f64, high_pass: bool, device: &Device) -> Net {
         match backbone {
             Backbone::MobilenetV3Small => Net::V3(MobileNetV3::with_width(width, device)),
+            Backbone::MobilenetV2 if high_pass => Net::V2(MobileNetV2::with_high_pass(1, device)),
             Backbone::MobilenetV2 => Net::V2(MobileNetV2::new(1, device)),
         }
     }

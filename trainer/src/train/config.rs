@@ -33,6 +33,9 @@ pub struct TrainConfig {
     /// Kinds of fake made afresh from every real face each epoch, one of each kind per face.
     #[serde(default)]
     pub fakes: Vec<FakeKind>,
+    /// MobileNetV2's second stem on the image's high-pass residual (`MobileNetV2::high_pass`).
+    #[serde(default)]
+    pub high_pass: bool,
     /// Colour and brightness change of the self-blended fakes (1: the paper's range).
     pub sbi_strength: f32,
     pub augment: bool,
@@ -60,6 +63,10 @@ impl TrainConfig {
             self.width.is_finite() && self.width > 0.0,
             "--width {} is not a positive multiplier",
             self.width
+        );
+        ensure!(
+            !self.high_pass || self.backbone == Backbone::MobilenetV2,
+            "--high-pass is for mobilenet-v2 only"
         );
         if self.width != 1.0 {
             ensure!(
@@ -108,6 +115,7 @@ mod tests {
             device: Default::default(),
             pretrained: pretrained.map(Into::into),
             fakes: vec![FakeKind::Sbi],
+            high_pass: false,
             sbi_strength: 1.0,
             augment: true,
         }
@@ -123,6 +131,10 @@ mod tests {
         assert_eq!(err.lines().count(), 1);
         let err = config(Backbone::MobilenetV2, 0.5, None).check().expect_err("refused");
         assert!(err.to_string().contains("mobilenet-v3-small only"), "{err}");
+        let high_pass = |backbone| TrainConfig { high_pass: true, ..config(backbone, 1.0, None) };
+        assert!(high_pass(Backbone::MobilenetV2).check().is_ok());
+        let err = high_pass(v3).check().expect_err("refused");
+        assert!(err.to_string().contains("--high-pass is for mobilenet-v2 only"), "{err}");
         assert!(config(v3, 0.0, None).check().is_err());
     }
 

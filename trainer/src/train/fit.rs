@@ -46,7 +46,7 @@ pub struct Trained {
 
 /// A fresh network of the configured backbone, with the pretrained weights when given.
 pub fn initial_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
-    let model = Net::new(cfg.backbone, cfg.width, device);
+    let model = Net::new(cfg.backbone, cfg.width, cfg.high_pass, device);
     match (&cfg.pretrained, model) {
         (None, model) => Ok(model),
         (Some(path), Net::V2(m)) => Ok(Net::V2(mobilenet_v2::load_torchvision(m, path, device)?)),

@@ -61,6 +61,10 @@ pub struct TrainArgs {
     /// Short for --fakes sbi (added to the kinds of --fakes, if given).
     #[arg(long)]
     sbi: bool,
+    /// Add to mobilenet-v2 a second stem on the image's high-pass residual (the image minus its
+    /// 3×3 blur), where generators leave their traces; it is part of the exported model.
+    #[arg(long)]
+    high_pass: bool,
     /// Colour and brightness change of self-blended fakes: 1 is the published range, larger
     /// makes them easier to tell.
     #[arg(long, default_value_t = 1.0, value_parser = within(0.0f32, 10.0))]
@@ -214,6 +218,7 @@ pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
             lr: cli.lr,
             seed: cli.seed,
             fakes: FakeKind::chosen(cli.fakes.as_ref().map(|f| f.0.as_slice()), cli.sbi),
+            high_pass: cli.high_pass,
             sbi_strength: cli.sbi_strength,
             augment: !cli.no_augment,
         },

@@ -17,17 +17,22 @@ fn fetched(path: &str) -> PathBuf {
     p
 }
 
+/// The trainer's normalisation, with `output` as the network gives it.
+fn meta(output: OutputKind) -> ModelMeta {
+    ModelMeta {
+        labels: [Label::Real, Label::Fake],
+        mean: trainer::run::MEAN,
+        std: trainer::run::STD,
+        output,
+        threshold: 0.5,
+    }
+}
+
 /// The five most likely ImageNet classes of a photo (centre square at 224, ImageNet normalisation).
 fn top5(model: &MobileNetV2, photo: &str, device: &Device) -> Vec<usize> {
     let img = edge::input::decode::open(&fetched(photo)).expect("decodes");
     let crop = trainer::data::faces::centre_crop(&img, 224);
-    let meta = ModelMeta {
-        labels: [Label::Real, Label::Fake],
-        mean: trainer::run::MEAN,
-        std: trainer::run::STD,
-        output: OutputKind::Logit,
-        threshold: 0.5,
-    };
+    let meta = meta(OutputKind::Logit);
     let mut data = vec![];
     normalise(&crop, &meta, true, &mut data);
     let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(data, [1, 3, 224, 224]), device);
@@ -163,13 +168,7 @@ fn the_high_pass_stem_starts_silent_and_exports_as_burn_computes_it() {
     let start = MobileNetV2::with_high_pass(1, &device);
     let net = load_torchvision(start, &weights, &device).expect("loads");
     let plain = MobileNetV2 { high_pass: None, ..net.clone() };
-    let meta = ModelMeta {
-        labels: [Label::Real, Label::Fake],
-        mean: trainer::run::MEAN,
-        std: trainer::run::STD,
-        output: OutputKind::Probability,
-        threshold: 0.5,
-    };
+    let meta = meta(OutputKind::Probability);
     let faces: Vec<_> = ["lenna.png", "einstein.jpg", "takeo.ppm"]
         .map(|name| {
             let img = edge::input::decode::open(&crate::support::photo(name)).expect("decodes");

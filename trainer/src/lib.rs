@@ -9,7 +9,8 @@
 //! - [`eval`]: metrics, plots, the report;
 //! - [`export`]: ONNX and TFLite, checked against burn's own outputs;
 //! - [`run`]: one training run, start to finish, and [`resume`] the rules for continuing one;
-//! - [`files`]: writing files atomically and naming them by content.
+//! - [`files`]: writing files atomically and naming them by content;
+//! - [`zed`]: a model of real faces alone, which scores how unlike them a face is.
 
 pub mod data;
 pub mod eval;
@@ -20,3 +21,4 @@ pub mod nets;
 pub mod resume;
 pub mod run;
 pub mod train;
+pub mod zed;

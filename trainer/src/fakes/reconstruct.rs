@@ -12,7 +12,8 @@
 //! ([`super::upsample::with_detail_of`]).
 
 use super::upsample::{with_detail_of, Plane, Upsampler, UPSAMPLERS};
-use crate::train::fit::to_vec;
+use crate::nets::layers::conv3;
+use crate::train::fit::{to_vec, SeededInit};
 use anyhow::{anyhow, Context, Result};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::PaddingConfig2d;
@@ -76,12 +77,6 @@ impl Up {
             (None, None) => x,
         }
     }
-}
-
-fn conv3(cin: usize, cout: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([cin, cout], [3, 3])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .init(device)
 }
 
 /// The encoder–decoder.
@@ -221,7 +216,8 @@ impl Generators {
         for upsampler in UPSAMPLERS {
             let train = device.clone().autodiff();
             let net = Generator::new(upsampler, &train);
-            let mut net = net.map(&mut Draw(rand::rngs::StdRng::seed_from_u64(rng.next_u64())));
+            let mut net =
+                net.map(&mut SeededInit(rand::rngs::StdRng::seed_from_u64(rng.next_u64())));
             let mut optim = burn::optim::AdamConfig::new().init();
             let mut error = f32::NAN;
             for _ in 0..steps {
@@ -261,30 +257,6 @@ impl Generators {
             Plane::new(w, h, values.collect())
         };
         Ok(with_detail_of(face, &[plane(0), plane(1), plane(2)], DETAIL_SIGMA))
-    }
-}
-
-/// Draws a module's starting weights from a stream of its own (PyTorch's default for a
-/// convolution: uniform within ±1/√fan-in, the fan-in read from the weight's shape as PyTorch
-/// reads it; biases 0). burn's own draws come from one stream per backend and process, which
-/// other trainings in the process (tests on parallel threads) draw from too.
-struct Draw(rand::rngs::StdRng);
-
-impl burn::module::ModuleMapper for Draw {
-    fn map_float<const D: usize>(
-        &mut self,
-        param: burn::module::Param<Tensor<D>>,
-    ) -> burn::module::Param<Tensor<D>> {
-        param.map(|t| {
-            let dims = t.dims();
-            let fan_in: usize = dims.iter().skip(1).product();
-            let bound = if D > 1 { 1.0 / (fan_in.max(1) as f32).sqrt() } else { 0.0 };
-            let v: Vec<f32> = (0..dims.iter().product())
-                .map(|_| self.0.random_range(-1.0..=1.0) * bound)
-                .collect();
-            let grad = t.is_require_grad();
-            Tensor::from_data(TensorData::new(v, dims.to_vec()), &t.device()).set_require_grad(grad)
-        })
     }
 }
 

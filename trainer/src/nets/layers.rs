@@ -70,3 +70,11 @@ impl ConvBn {
         self.act.apply(self.bn.forward(self.conv.forward(x)))
     }
 }
+
+/// A 3×3 convolution with bias that keeps the size (padding 1): the small nets of the fakes and
+/// of the real-face model are built of them.
+pub fn conv3(cin: usize, cout: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}

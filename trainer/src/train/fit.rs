@@ -16,7 +16,7 @@ use burn::tensor::TensorData;
 use edge::infer::classify::{normalise, ModelMeta};
 use image::RgbImage;
 use rand::seq::SliceRandom;
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -85,6 +85,30 @@ pub fn bce_with_logits(z: Tensor<1>, y: Tensor<1>) -> Tensor<1> {
 /// A tensor's values as f32.
 pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
+}
+
+/// Draws a module's starting weights from a stream of its own (PyTorch's default for a
+/// convolution: uniform within ±1/√fan-in, the fan-in read from the weight's shape as PyTorch
+/// reads it; biases 0). burn's own draws come from one stream per backend and process, which
+/// other trainings in the process (tests on parallel threads) draw from too.
+pub(crate) struct SeededInit(pub rand::rngs::StdRng);
+
+impl burn::module::ModuleMapper for SeededInit {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        param.map(|t| {
+            let dims = t.dims();
+            let fan_in: usize = dims.iter().skip(1).product();
+            let bound = if D > 1 { 1.0 / (fan_in.max(1) as f32).sqrt() } else { 0.0 };
+            let v: Vec<f32> = (0..dims.iter().product())
+                .map(|_| self.0.random_range(-1.0..=1.0) * bound)
+                .collect();
+            let grad = t.is_require_grad();
+            Tensor::from_data(TensorData::new(v, dims.to_vec()), &t.device()).set_require_grad(grad)
+        })
+    }
 }
 
 /// The NCHW input batch for face crops, normalised as the exported model will be fed.

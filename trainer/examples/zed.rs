@@ -1,0 +1,131 @@
+//! `cargo run -p trainer --example zed -- [--steps N] [--seed S] TRAIN SET...`: the probe of
+//! issue 25's third item. Trains `trainer::zed`'s model of real faces on the face crops in TRAIN
+//! (e.g. the `real/` folder `trainer fakes` writes), then scores the crops of each SET (`real/`
+//! and `fake/<kind>/`, as `trainer fakes` writes them) and prints, for each kind of fake, the ROC
+//! AUC of every score taken as a FAKE score (above 0.5: fakes score higher; below: lower), and
+//! how each score follows sharpness on the real faces (Spearman), the shortcut the probe warned of.
+
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use trainer::eval::metrics::auc;
+use trainer::eval::shortcuts::{laplacian_variance, spearman};
+use trainer::zed::{RealFaceModel, Scores, LEVELS};
+
+fn main() -> ExitCode {
+    match probe() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zed: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The images of a folder (not its subfolders), sorted by name; unreadable ones are reported
+/// and skipped.
+fn crops(dir: &Path) -> Result<Vec<RgbImage>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    let mut out = vec![];
+    for path in paths {
+        match image::open(&path) {
+            Ok(img) => out.push(img.to_rgb8()),
+            Err(e) => eprintln!("zed: skipped {}: {e}", path.display()),
+        }
+    }
+    Ok(out)
+}
+
+/// The scores a line of the table reads: each level's surprise, the change between levels, and
+/// the full-resolution cost.
+fn features(s: &Scores) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> =
+        (0..LEVELS).map(|l| (format!("surprise {l}"), s.surprise[l])).collect();
+    for l in 0..LEVELS - 1 {
+        out.push((format!("surprise {l} - {}", l + 1), s.surprise[l] - s.surprise[l + 1]));
+    }
+    out.push(("cost 0".into(), s.cost[0]));
+    out
+}
+
+fn sharpness(img: &RgbImage) -> f64 {
+    let luma: Vec<f64> = img
+        .pixels()
+        .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+        .collect();
+    laplacian_variance(&luma, img.width() as usize)
+}
+
+fn probe() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut steps, mut seed, mut dirs) = (600usize, 1u64, vec![]);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--steps" => steps = args.next().context("--steps N")?.parse()?,
+            "--seed" => seed = args.next().context("--seed S")?.parse()?,
+            _ => dirs.push(PathBuf::from(arg)),
+        }
+    }
+    let Some((train, sets)) = dirs.split_first() else {
+        bail!("usage: zed [--steps N] [--seed S] TRAIN SET...");
+    };
+    let faces = crops(train)?;
+    let refs: Vec<&RgbImage> = faces.iter().collect();
+    let start = std::time::Instant::now();
+    let (model, fit) = RealFaceModel::train(&refs, steps, seed)?;
+    eprintln!(
+        "zed: learnt {} faces in {:.0} s ({steps} steps; cost {:.3} -> {:.3} nats per pixel)",
+        faces.len(),
+        start.elapsed().as_secs_f64(),
+        fit.first,
+        fit.last
+    );
+    for set in sets {
+        let real = crops(&set.join("real"))?;
+        let real_scores: Vec<Vec<(String, f64)>> =
+            real.iter().map(|f| Ok(features(&model.score(f)?))).collect::<Result<_>>()?;
+        let sharp: Vec<f64> = real.iter().map(sharpness).collect();
+        let mut kinds: Vec<PathBuf> = std::fs::read_dir(set.join("fake"))
+            .with_context(|| format!("cannot read {}", set.join("fake").display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        kinds.sort();
+        let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for kind in &kinds {
+            let fakes = crops(kind)?;
+            let fake_scores: Vec<Vec<(String, f64)>> =
+                fakes.iter().map(|f| Ok(features(&model.score(f)?))).collect::<Result<_>>()?;
+            let is_fake: Vec<bool> =
+                real.iter().map(|_| false).chain(fakes.iter().map(|_| true)).collect();
+            for (i, (name, _)) in real_scores[0].iter().enumerate() {
+                let values: Vec<f32> =
+                    real_scores.iter().chain(&fake_scores).map(|s| s[i].1 as f32).collect();
+                table
+                    .entry(name.clone())
+                    .or_default()
+                    .push(format!("{:.3}", auc(&values, &is_fake)));
+            }
+        }
+        let names: Vec<String> = kinds
+            .iter()
+            .map(|k| k.file_name().unwrap_or_default().to_string_lossy().into())
+            .collect();
+        println!("{} ({} real faces)", set.display(), real.len());
+        println!("| score | {} | Spearman with sharpness (real) |", names.join(" | "));
+        println!("| --- |{}---: |", " ---: |".repeat(names.len()));
+        for (i, (name, _)) in real_scores[0].iter().enumerate() {
+            let values: Vec<f64> = real_scores.iter().map(|s| s[i].1).collect();
+            let aucs = table.get(name).map(|a| a.join(" | ")).unwrap_or_default();
+            println!("| {name} | {aucs} | {:.2} |", spearman(&values, &sharp));
+        }
+    }
+    Ok(())
+}

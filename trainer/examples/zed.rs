@@ -1,9 +1,11 @@
-//! `cargo run -p trainer --example zed -- [--steps N] [--seed S] TRAIN SET...`: the probe of
+//! `cargo run -p trainer --example zed -- [--steps N] [--seed S] [--csv FILE] TRAIN SET...`: the
+//! probe of
 //! issue 25's third item. Trains `trainer::zed`'s model of real faces on the face crops in TRAIN
 //! (e.g. the `real/` folder `trainer fakes` writes), then scores the crops of each SET (`real/`
 //! and `fake/<kind>/`, as `trainer fakes` writes them) and prints, for each kind of fake, the ROC
 //! AUC of every score taken as a FAKE score (above 0.5: fakes score higher; below: lower), and
 //! how each score follows sharpness on the real faces (Spearman), the shortcut the probe warned of.
+//! `--csv` also writes every face's scores (set, kind or `real`, file name, then the scores).
 
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
@@ -24,9 +26,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The images of a folder (not its subfolders), sorted by name; unreadable ones are reported
-/// and skipped.
-fn crops(dir: &Path) -> Result<Vec<RgbImage>> {
+/// The images of a folder (not its subfolders) and their file names, sorted by name; unreadable
+/// ones are reported and skipped.
+fn crops(dir: &Path) -> Result<Vec<(String, RgbImage)>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -36,7 +38,10 @@ fn crops(dir: &Path) -> Result<Vec<RgbImage>> {
     let mut out = vec![];
     for path in paths {
         match image::open(&path) {
-            Ok(img) => out.push(img.to_rgb8()),
+            Ok(img) => {
+                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                out.push((name, img.to_rgb8()));
+            }
             Err(e) => eprintln!("zed: skipped {}: {e}", path.display()),
         }
     }
@@ -65,19 +70,20 @@ fn sharpness(img: &RgbImage) -> f64 {
 
 fn probe() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut steps, mut seed, mut dirs) = (600usize, 1u64, vec![]);
+    let (mut steps, mut seed, mut csv, mut dirs) = (600usize, 1u64, None, vec![]);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--steps" => steps = args.next().context("--steps N")?.parse()?,
             "--seed" => seed = args.next().context("--seed S")?.parse()?,
+            "--csv" => csv = Some(PathBuf::from(args.next().context("--csv FILE")?)),
             _ => dirs.push(PathBuf::from(arg)),
         }
     }
     let Some((train, sets)) = dirs.split_first() else {
-        bail!("usage: zed [--steps N] [--seed S] TRAIN SET...");
+        bail!("usage: zed [--steps N] [--seed S] [--csv FILE] TRAIN SET...");
     };
     let faces = crops(train)?;
-    let refs: Vec<&RgbImage> = faces.iter().collect();
+    let refs: Vec<&RgbImage> = faces.iter().map(|(_, f)| f).collect();
     let start = std::time::Instant::now();
     let (model, fit) = RealFaceModel::train(&refs, steps, seed)?;
     eprintln!(
@@ -87,11 +93,20 @@ fn probe() -> Result<()> {
         fit.first,
         fit.last
     );
+    let mut rows = vec![];
+    let mut scored = |set: &Path, kind: &str, faces: &[(String, RgbImage)]| -> Result<_> {
+        let scores: Vec<Vec<(String, f64)>> =
+            faces.iter().map(|(_, f)| Ok(features(&model.score(f)?))).collect::<Result<_>>()?;
+        for ((name, _), s) in faces.iter().zip(&scores) {
+            let values: Vec<String> = s.iter().map(|(_, v)| v.to_string()).collect();
+            rows.push(format!("{},{kind},{name},{}", set.display(), values.join(",")));
+        }
+        Ok(scores)
+    };
     for set in sets {
         let real = crops(&set.join("real"))?;
-        let real_scores: Vec<Vec<(String, f64)>> =
-            real.iter().map(|f| Ok(features(&model.score(f)?))).collect::<Result<_>>()?;
-        let sharp: Vec<f64> = real.iter().map(sharpness).collect();
+        let real_scores = scored(set, "real", &real)?;
+        let sharp: Vec<f64> = real.iter().map(|(_, f)| sharpness(f)).collect();
         let mut kinds: Vec<PathBuf> = std::fs::read_dir(set.join("fake"))
             .with_context(|| format!("cannot read {}", set.join("fake").display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -101,8 +116,8 @@ fn probe() -> Result<()> {
         let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for kind in &kinds {
             let fakes = crops(kind)?;
-            let fake_scores: Vec<Vec<(String, f64)>> =
-                fakes.iter().map(|f| Ok(features(&model.score(f)?))).collect::<Result<_>>()?;
+            let name = kind.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let fake_scores = scored(set, &name, &fakes)?;
             let is_fake: Vec<bool> =
                 real.iter().map(|_| false).chain(fakes.iter().map(|_| true)).collect();
             for (i, (name, _)) in real_scores[0].iter().enumerate() {
@@ -126,6 +141,15 @@ fn probe() -> Result<()> {
             let aucs = table.get(name).map(|a| a.join(" | ")).unwrap_or_default();
             println!("| {name} | {aucs} | {:.2} |", spearman(&values, &sharp));
         }
+    }
+    if let Some(csv) = csv {
+        let header: Vec<String> =
+            features(&Scores { surprise: [0.0; LEVELS], cost: [0.0; LEVELS] })
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+        let text = format!("set,kind,file,{}\n{}\n", header.join(","), rows.join("\n"));
+        std::fs::write(&csv, text).with_context(|| format!("cannot write {}", csv.display()))?;
     }
     Ok(())
 }

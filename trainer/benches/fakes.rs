@@ -13,8 +13,8 @@ use trainer::data::folders;
 use trainer::fakes::kind::{FakeKind, FakeSettings, Sources};
 
 const SIZE: u32 = 160;
-const KINDS: [FakeKind; 4] =
-    [FakeKind::Sbi, FakeKind::Upsample, FakeKind::Swap, FakeKind::Reconstruct];
+const KINDS: [FakeKind; 5] =
+    [FakeKind::Sbi, FakeKind::Upsample, FakeKind::Swap, FakeKind::Reconstruct, FakeKind::Denoise];
 
 fn faces() -> Result<Vec<FaceCrop>> {
     let dir =

@@ -212,6 +212,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
     let sources = Sources {
         donors: Sources::donors_of(real_faces(&val_items)),
         generators: train_sources.generators.clone(),
+        denoisers: train_sources.denoisers.clone(),
     };
     for &kind in kinds {
         for (item, source) in val_items.iter().zip(&val_sources).filter(|(i, _)| !i.fake) {

@@ -160,38 +160,47 @@ fn a_data_folder_with_link_loops_and_a_fifo_is_walked_once() {
     }
 }
 
-/// `trainer fakes --kinds reconstruct`: the generators learn the real faces (their error is
-/// logged, and is a few grey levels), and each fake is its source with the fine detail of a
-/// reconstruction: every crop changed, its sharpness and brightness kept.
+/// `trainer fakes --kinds reconstruct,denoise`: the generators and the denoisers learn the real
+/// faces (their error is logged, and is a few grey levels), and each fake is its source with the
+/// fine detail of a reconstruction or of a denoised copy: every crop changed, its sharpness and
+/// brightness kept, and the two kinds differ.
 #[test]
 fn reconstructions_keep_their_source_s_content_and_sharpness() {
     let tmp = run_folder_with("trainer-reconstruct", &["t1.jpg", "astronaut.png", "einstein.jpg"]);
     let run = bare_trainer(
-        &["fakes", "--kinds", "reconstruct", "--per-face", "1", "--size", "96"],
+        &["fakes", "--kinds", "reconstruct,denoise", "--per-face", "1", "--size", "96"],
         &[("--data", &tmp.join("data")), ("--out", &tmp.join("set")), ("--cache", &tmp.join("c"))],
     );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    let errors: Vec<f64> = stderr
-        .lines()
-        .find_map(|l| l.split_once("mean error in grey levels: "))
-        .map(|(_, list)| {
-            let list = list.trim_end_matches(')');
-            list.split(", ").filter_map(|e| e.rsplit(' ').next()?.parse().ok()).collect()
-        })
-        .unwrap_or_default();
-    assert_eq!(errors.len(), 2, "{stderr}");
-    assert!(errors.iter().all(|e| (0.5..20.0).contains(e)), "{errors:?}");
+    for kind in ["reconstruct", "denoise"] {
+        let errors: Vec<f64> = stderr
+            .lines()
+            .filter(|l| l.contains(&format!("{kind}: generators trained")))
+            .find_map(|l| l.split_once("mean error in grey levels: "))
+            .map(|(_, list)| {
+                let list = list.trim_end_matches(')');
+                list.split(", ").filter_map(|e| e.rsplit(' ').next()?.parse().ok()).collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(errors.len(), 2, "{stderr}");
+        assert!(errors.iter().all(|e| (0.5..20.0).contains(e)), "{kind}: {errors:?}");
+    }
     let real = pngs(&tmp.join("set/real"));
     assert_eq!(real.len(), 8);
     for source in &real {
         let stem = source.file_stem().and_then(|s| s.to_str()).expect("name");
-        let fake = rgb(&tmp.join(format!("set/fake/reconstruct/{stem}-0.png")));
         let src = rgb(source);
-        assert!(mean_diff(&src, &fake, |_, _| true) > 0.5, "{stem}: unchanged");
-        let (a, b) = (Cues::of(&src, [0.0; 4], b""), Cues::of(&fake, [0.0; 4], b""));
-        let ratio = b.sharpness / a.sharpness;
-        assert!((0.5..2.0).contains(&ratio), "{stem}: sharpness ×{ratio}");
-        assert!((a.brightness - b.brightness).abs() < 2.0, "{stem}: {a:?} {b:?}");
+        let made: Vec<RgbImage> = ["reconstruct", "denoise"]
+            .map(|kind| rgb(&tmp.join(format!("set/fake/{kind}/{stem}-0.png"))))
+            .into();
+        for fake in &made {
+            assert!(mean_diff(&src, fake, |_, _| true) > 0.5, "{stem}: unchanged");
+            let (a, b) = (Cues::of(&src, [0.0; 4], b""), Cues::of(fake, [0.0; 4], b""));
+            let ratio = b.sharpness / a.sharpness;
+            assert!((0.5..2.0).contains(&ratio), "{stem}: sharpness ×{ratio}");
+            assert!((a.brightness - b.brightness).abs() < 2.0, "{stem}: {a:?} {b:?}");
+        }
+        assert!(mean_diff(&made[0], &made[1], |_, _| true) > 0.5, "{stem}: the same fake twice");
     }
 }

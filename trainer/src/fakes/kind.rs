@@ -1,6 +1,6 @@
 //! The kinds of fake the trainer makes from a real face crop, chosen by name on the command line.
 
-use super::reconstruct::{Generators, Provenance};
+use super::reconstruct::{Generators, Provenance, Task};
 use super::sbi::self_blend;
 use super::swap::{face_swap, Donor};
 use super::upsample::{upsample_trace, UPSAMPLERS};
@@ -26,6 +26,10 @@ pub enum FakeKind {
     /// The fine detail replaced by that of the face's reconstruction through a small
     /// encoder–decoder trained on the real faces (AutoGAN), sharpness and content kept.
     Reconstruct,
+    /// The fine detail replaced by that of the face with noise added, denoised by such an
+    /// encoder–decoder trained as a denoiser (a diffusion model's last steps), sharpness and
+    /// content kept.
+    Denoise,
 }
 
 /// The knobs of the kinds.
@@ -65,6 +69,7 @@ impl FakeKind {
             FakeKind::Upsample => "upsample",
             FakeKind::Swap => "swap",
             FakeKind::Reconstruct => "reconstruct",
+            FakeKind::Denoise => "denoise",
         }
     }
 
@@ -85,10 +90,13 @@ impl FakeKind {
                 upsample_trace(face, upsampler, rng)
             }
             FakeKind::Swap => face_swap(face, keypoints, &sources.donors, rng),
-            FakeKind::Reconstruct => {
-                let generators = sources.generators.as_ref();
+            FakeKind::Reconstruct | FakeKind::Denoise => {
+                let generators = match self {
+                    FakeKind::Denoise => sources.denoisers.as_ref(),
+                    _ => sources.generators.as_ref(),
+                };
                 generators
-                    .ok_or_else(|| anyhow!("reconstruct: no generators trained"))?
+                    .ok_or_else(|| anyhow!("{}: no generators trained", self.name()))?
                     .fake(face, rng)?
             }
         })
@@ -99,18 +107,19 @@ impl FakeKind {
 pub const GENERATORS: &str = "generators";
 
 /// What the kinds make fakes from besides the face itself: the other real faces a swap takes
-/// from, and the generators reconstructions come from.
+/// from, and the generators reconstructions and denoised faces come from.
 #[derive(Debug, Default)]
 pub struct Sources<'a> {
     pub donors: Vec<Donor<'a>>,
     pub generators: Option<Arc<Generators>>,
+    pub denoisers: Option<Arc<Generators>>,
 }
 
 impl<'a> Sources<'a> {
     /// The sources of `kinds` from a set of real faces (and their keypoints): the donors, and,
-    /// when reconstructions are asked for, generators trained on the faces from `seed` (or read
-    /// from `cache`, where the same faces and seed trained them before); `log` hears which, and
-    /// how well they learnt.
+    /// when reconstructions or denoised faces are asked for, generators trained on the faces
+    /// from `seed` (or read from `cache`, where the same faces and seed trained them before);
+    /// `log` hears which, and how well they learnt.
     pub fn new(
         kinds: &[FakeKind],
         faces: impl IntoIterator<Item = (&'a RgbImage, Option<&'a Keypoints>)>,
@@ -120,15 +129,18 @@ impl<'a> Sources<'a> {
     ) -> Result<Sources<'a>> {
         let faces: Vec<_> = faces.into_iter().collect();
         let donors = Sources::donors_of(faces.iter().copied());
-        let mut generators = None;
-        if kinds.contains(&FakeKind::Reconstruct) {
+        let images: Vec<&RgbImage> = faces.iter().map(|f| f.0).collect();
+        let mut trained = |kind: FakeKind, task: Task| -> Result<Option<Arc<Generators>>> {
+            if !kinds.contains(&kind) {
+                return Ok(None);
+            }
             let start = std::time::Instant::now();
-            let images: Vec<&RgbImage> = faces.iter().map(|f| f.0).collect();
-            let (made, provenance) = Generators::train(&images, seed, cache)?;
+            let (made, provenance) = Generators::train(task, &images, seed, cache)?;
+            let name = kind.name();
             log(&match provenance {
                 Provenance::Cached(dir) => {
                     format!(
-                        "reconstruct: generators of these {} faces read from {}",
+                        "{name}: generators of these {} faces read from {}",
                         images.len(),
                         dir.display()
                     )
@@ -138,8 +150,8 @@ impl<'a> Sources<'a> {
                         fits.iter().map(|f| format!("{:?} {:.1}", f.upsampler, f.error)).collect();
                     let why = replaced.map(|e| format!("; the cached ones unreadable: {e}"));
                     format!(
-                        "reconstruct: generators trained on {} faces in {:.0} s (mean error in \
-                         grey levels: {}){}",
+                        "{name}: generators trained on {} faces in {:.0} s (mean error in grey \
+                         levels: {}){}",
                         images.len(),
                         start.elapsed().as_secs_f64(),
                         errors.join(", "),
@@ -147,9 +159,11 @@ impl<'a> Sources<'a> {
                     )
                 }
             });
-            generators = Some(Arc::new(made));
-        }
-        Ok(Sources { donors, generators })
+            Ok(Some(Arc::new(made)))
+        };
+        let generators = trained(FakeKind::Reconstruct, Task::Reconstruct)?;
+        let denoisers = trained(FakeKind::Denoise, Task::Denoise)?;
+        Ok(Sources { donors, generators, denoisers })
     }
 
     /// The faces with keypoints among `faces`: those a swap may take an inner face from.

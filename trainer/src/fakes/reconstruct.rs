@@ -10,8 +10,15 @@
 //! teach "soft = fake" (issue 25's probe), so a fake keeps the source's coarse content and takes
 //! only the reconstruction's fine detail, scaled to the source's sharpness
 //! ([`super::upsample::with_detail_of`]).
+//!
+//! The same generators trained as denoisers make the `denoise` kind: they learn to give a patch
+//! back from a copy with noise added, and a fake takes the detail of the denoised face with
+//! noise. A diffusion model's last steps do this, and the fine detail of their output is drawn by
+//! the denoiser, not recorded by a camera (the idea behind DRCT, Chen et al., ICML 2024, which
+//! trains on real images reconstructed by a diffusion model, made here without one).
 
 use super::upsample::{with_detail_of, Plane, Upsampler, UPSAMPLERS};
+use crate::data::augment::add_noise;
 use crate::nets::layers::conv3;
 use crate::train::fit::{to_vec, SeededInit};
 use anyhow::{anyhow, Context, Result};
@@ -40,6 +47,28 @@ const LR: f64 = 2e-3;
 const DETAIL_SIGMA: f32 = 1.0;
 /// Width of the frame around a face while it is reconstructed (see [`Generators::fake`]).
 const FRAME: u32 = 8;
+/// The noise denoisers take off, in grey levels: from a diffusion model's last steps' (a few
+/// levels) to a dark photo's.
+const NOISE: std::ops::Range<f32> = 4.0..16.0;
+
+/// What the generators learn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// To reconstruct a patch (the `reconstruct` kind).
+    Reconstruct,
+    /// To give a patch back from a copy with noise added (the `denoise` kind).
+    Denoise,
+}
+
+impl Task {
+    /// What a generator is given: the patch itself, or the patch with noise drawn from `rng`.
+    fn input(self, patch: &RgbImage, rng: &mut impl Rng) -> RgbImage {
+        match self {
+            Task::Reconstruct => patch.clone(),
+            Task::Denoise => add_noise(patch, rng.random_range(NOISE), rng),
+        }
+    }
+}
 
 /// One up-sampling step of the decoder.
 #[derive(Module, Debug)]
@@ -119,10 +148,11 @@ impl Generator {
     }
 }
 
-/// One trained generator per up-sampler of [`UPSAMPLERS`].
+/// One trained generator per up-sampler of [`UPSAMPLERS`], all trained for one task.
 #[derive(Debug)]
 pub struct Generators {
     nets: Vec<Generator>,
+    task: Task,
     device: Device,
 }
 
@@ -139,24 +169,27 @@ pub enum Provenance {
 #[derive(Clone, Copy, Debug)]
 pub struct Fit {
     pub upsampler: Upsampler,
-    /// Mean absolute error of the last step's reconstructions, in grey levels (0–255).
+    /// Mean absolute error of the last step's outputs against the clean patches, in grey levels
+    /// (0–255).
     pub error: f32,
 }
 
 impl Generators {
-    /// Trains a generator of each up-sampler on random patches of `faces` (from `seed`, so one
-    /// seed gives the same generators). Faces smaller than a patch are left out. With a `cache`
-    /// folder, generators trained before on the same faces and seed are read back from it
-    /// instead, and new ones are written to it.
+    /// Trains a generator of each up-sampler for `task` on random patches of `faces` (from
+    /// `seed`, so one seed gives the same generators). Faces smaller than a patch are left out.
+    /// With a `cache` folder, generators trained before on the same faces, task and seed are read
+    /// back from it instead, and new ones are written to it.
     pub fn train(
+        task: Task,
         faces: &[&RgbImage],
         seed: u64,
         cache: Option<&Path>,
     ) -> Result<(Generators, Provenance)> {
-        Generators::cached_or_trained(STEPS, faces, seed, cache)
+        Generators::cached_or_trained(task, STEPS, faces, seed, cache)
     }
 
     fn cached_or_trained(
+        task: Task,
         steps: usize,
         faces: &[&RgbImage],
         seed: u64,
@@ -168,20 +201,20 @@ impl Generators {
             return Err(anyhow!("no face of at least {PATCH}×{PATCH} pixels to train on"));
         }
         let Some(dir) = cache else {
-            let (generators, fits) = Generators::train_for(steps, &faces, seed)?;
+            let (generators, fits) = Generators::train_for(task, steps, &faces, seed)?;
             return Ok((generators, Provenance::Trained { fits, replaced: None }));
         };
-        let key = cache_key(steps, &faces, seed);
+        let key = cache_key(task, steps, &faces, seed);
         let paths: Vec<PathBuf> =
             UPSAMPLERS.iter().map(|u| dir.join(format!("generator-{key}-{u:?}.bpk"))).collect();
         let mut replaced = None;
         if paths.iter().all(|p| p.is_file()) {
-            match Generators::read(&paths) {
+            match Generators::read(task, &paths) {
                 Ok(generators) => return Ok((generators, Provenance::Cached(dir.to_path_buf()))),
                 Err(e) => replaced = Some(format!("{e:#}")),
             }
         }
-        let (generators, fits) = Generators::train_for(steps, &faces, seed)?;
+        let (generators, fits) = Generators::train_for(task, steps, &faces, seed)?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for (net, path) in generators.nets.iter().zip(&paths) {
             // Written whole under another name first, so a stopped run leaves no half file.
@@ -196,7 +229,7 @@ impl Generators {
     }
 
     /// The generators written by [`Generators::cached_or_trained`], in [`UPSAMPLERS`] order.
-    fn read(paths: &[PathBuf]) -> Result<Generators> {
+    fn read(task: Task, paths: &[PathBuf]) -> Result<Generators> {
         let device = Device::flex();
         let mut nets = vec![];
         for (upsampler, path) in UPSAMPLERS.into_iter().zip(paths) {
@@ -205,11 +238,16 @@ impl Generators {
             net.load_from(&mut store).map_err(|e| anyhow!("{}: {e}", path.display()))?;
             nets.push(net);
         }
-        Ok(Generators { nets, device })
+        Ok(Generators { nets, task, device })
     }
 
     /// Trains the generators for a number of optimisation steps.
-    fn train_for(steps: usize, faces: &[&RgbImage], seed: u64) -> Result<(Generators, Vec<Fit>)> {
+    fn train_for(
+        task: Task,
+        steps: usize,
+        faces: &[&RgbImage],
+        seed: u64,
+    ) -> Result<(Generators, Vec<Fit>)> {
         let device = Device::flex();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7ec0);
         let (mut nets, mut fits) = (vec![], vec![]);
@@ -223,8 +261,10 @@ impl Generators {
             for _ in 0..steps {
                 let patches: Vec<RgbImage> =
                     (0..BATCH).map(|_| random_patch(faces, &mut rng)).collect();
+                let inputs: Vec<RgbImage> =
+                    patches.iter().map(|p| task.input(p, &mut rng)).collect();
                 let x = tensor(&patches, &train);
-                let loss = (net.forward(x.clone()) - x).abs().mean();
+                let loss = (net.forward(tensor(&inputs, &train)) - x).abs().mean();
                 error = to_vec(loss.clone().detach())?[0] * 255.0;
                 let grads = GradientsParams::from_grads(loss.backward(), &net);
                 net = optim.step(LR, net, grads);
@@ -232,11 +272,11 @@ impl Generators {
             fits.push(Fit { upsampler, error });
             nets.push(net.valid());
         }
-        Ok((Generators { nets, device }, fits))
+        Ok((Generators { nets, task, device }, fits))
     }
 
-    /// One fake: `face`'s fine detail replaced by that of its reconstruction by one of the
-    /// generators, drawn at random.
+    /// One fake: `face`'s fine detail replaced by that of its reconstruction (or of the denoised
+    /// face with noise) by one of the generators, drawn at random.
     pub fn fake(&self, face: &RgbImage, rng: &mut impl Rng) -> Result<RgbImage> {
         let net = &self.nets[rng.random_range(0..self.nets.len())];
         let (w, h) = face.dimensions();
@@ -246,7 +286,7 @@ impl Generators {
         let (pw, ph) = ((w + 2 * FRAME).next_multiple_of(4), (h + 2 * FRAME).next_multiple_of(4));
         let edge = |v: u32, side: u32| v.saturating_sub(FRAME).min(side - 1);
         let framed = RgbImage::from_fn(pw, ph, |x, y| *face.get_pixel(edge(x, w), edge(y, h)));
-        let out = net.forward(tensor(&[framed], &self.device));
+        let out = net.forward(tensor(&[self.task.input(&framed, rng)], &self.device));
         let v = to_vec(out)?;
         let plane = |c: usize| {
             let at = |x: u32, y: u32| {
@@ -262,9 +302,13 @@ impl Generators {
 
 /// The cache name of the generators `steps` of training on `faces` from `seed` give: a SHA-256 of
 /// everything they depend on, the training settings and architecture included.
-fn cache_key(steps: usize, faces: &[&RgbImage], seed: u64) -> String {
+fn cache_key(task: Task, steps: usize, faces: &[&RgbImage], seed: u64) -> String {
     let mut hash = Sha256::new();
     hash.update(format!("reconstruct 1: {PATCH} {steps} {BATCH} {LR} 3-16-32-32-16-16-3 {seed}"));
+    // Reconstruction's key is the one it had before denoisers existed, so their caches stay.
+    if task == Task::Denoise {
+        hash.update(format!("denoise {NOISE:?}"));
+    }
     for face in faces {
         hash.update(face.width().to_le_bytes());
         hash.update(face.height().to_le_bytes());
@@ -307,50 +351,66 @@ mod tests {
     }
 
     /// One seed gives the same generators, and so the same fakes (a resumed run makes the fakes
-    /// the uninterrupted run made); the error falls as they learn; any size of face is taken. A
-    /// cache gives back the generators it was given, and replaces a damaged file.
+    /// the uninterrupted run made); the error falls as they learn, for either task; any size of
+    /// face is taken. A cache gives back the generators it was given, keeps reconstructors and
+    /// denoisers apart, and replaces a damaged file.
     #[test]
     fn the_same_seed_gives_the_same_fakes_and_learning_lowers_the_error() {
         let faces = [photo("lenna.png", 64), photo("astronaut.png", 64)];
         let refs: Vec<&RgbImage> = faces.iter().collect();
-        let train = |steps, cache| match Generators::cached_or_trained(steps, &refs, 7, cache) {
+        let train_for = |task, steps, cache| match Generators::cached_or_trained(
+            task, steps, &refs, 7, cache,
+        ) {
             Ok((g, Provenance::Trained { fits, .. })) => (g, fits),
             other => panic!("{other:?}"),
         };
-        let (first, fits) = train(40, None);
-        let (again, _) = train(40, None);
-        let (short, short_fits) = train(5, None);
-        for (long, short) in fits.iter().zip(&short_fits) {
-            assert!(long.error < short.error, "{long:?} after 40 steps, {short:?} after 5");
-        }
+        let train = |steps, cache| train_for(Task::Reconstruct, steps, cache);
         let face = photo("einstein.jpg", 77);
         let fake = |g: &Generators| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(1);
             (0..4).map(|_| g.fake(&face, &mut rng).expect("fake")).collect::<Vec<_>>()
         };
-        let (a, b) = (fake(&first), fake(&again));
-        assert!(a == b, "the same seed made other fakes");
-        assert!(a.iter().all(|f| f.dimensions() == (77, 77) && *f != face));
-        assert!(fake(&short) != a, "other generators made the same fakes");
+        let mut made = vec![];
+        for task in [Task::Reconstruct, Task::Denoise] {
+            let (first, fits) = train_for(task, 40, None);
+            let (again, _) = train_for(task, 40, None);
+            let (short, short_fits) = train_for(task, 5, None);
+            for (long, short) in fits.iter().zip(&short_fits) {
+                assert!(long.error < short.error, "{task:?}: {long:?} after 40, {short:?} after 5");
+            }
+            let (a, b) = (fake(&first), fake(&again));
+            assert!(a == b, "{task:?}: the same seed made other fakes");
+            assert!(a.iter().all(|f| f.dimensions() == (77, 77) && *f != face));
+            assert!(fake(&short) != a, "{task:?}: other generators made the same fakes");
+            made.push(a);
+        }
+        assert!(made[0] != made[1], "denoisers made the reconstructions");
+        let a = &made[0];
 
         let s = testkit::Scratch::new("generators");
         let cache = s.join("cache");
         let (trained, _) = train(40, Some(&cache));
-        assert!(fake(&trained) == a, "trained for the cache: other fakes");
-        let read = Generators::cached_or_trained(40, &refs, 7, Some(&cache)).expect("read");
+        assert!(fake(&trained) == *a, "trained for the cache: other fakes");
+        let cached = |task| Generators::cached_or_trained(task, 40, &refs, 7, Some(&cache));
+        let read = cached(Task::Reconstruct).expect("read");
         assert!(matches!(read.1, Provenance::Cached(_)), "{:?}", read.1);
-        assert!(fake(&read.0) == a, "read from the cache: other fakes");
+        assert!(fake(&read.0) == *a, "read from the cache: other fakes");
         let files: Vec<_> = std::fs::read_dir(&cache).expect("cache").flatten().collect();
         assert_eq!(files.len(), 2, "one file per generator");
+        let denoisers = cached(Task::Denoise).expect("trained");
+        assert!(
+            matches!(denoisers.1, Provenance::Trained { .. }),
+            "denoisers read a reconstructor"
+        );
         std::fs::write(files[0].path(), b"damaged").expect("damage");
-        match Generators::cached_or_trained(40, &refs, 7, Some(&cache)) {
+        match cached(Task::Reconstruct) {
             Ok((g, Provenance::Trained { replaced: Some(why), .. })) => {
                 assert!(why.contains(".bpk"), "{why}");
-                assert!(fake(&g) == a, "trained again: other fakes");
+                assert!(fake(&g) == *a, "trained again: other fakes");
             }
             other => panic!("{other:?}"),
         }
-        let read = Generators::cached_or_trained(40, &refs, 7, Some(&cache)).expect("read");
+        let read = cached(Task::Reconstruct).expect("read");
         assert!(matches!(read.1, Provenance::Cached(_)), "the damaged file replaced");
     }
 }

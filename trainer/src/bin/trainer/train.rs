@@ -53,9 +53,10 @@ pub struct TrainArgs {
     from_scratch: bool,
     /// Kinds of fake to make from every real face each epoch (enough to train with real photos
     /// only): sbi (self-blended images), upsample (generator up-sampling traces), swap (blends
-    /// of two people), reconstruct (detail of a small generator's reconstructions); none trains
-    /// on the --data folders' own fakes alone [default: all four, the set that best caught a kind
-    /// left out of training: models/LOKO.md].
+    /// of two people), reconstruct (detail of a small generator's reconstructions), denoise
+    /// (detail of a small denoiser's output); none trains on the --data folders' own fakes alone
+    /// [default: sbi,upsample,swap,reconstruct, the set that best caught a kind left out of
+    /// training: models/LOKO.md].
     #[arg(long, value_name = "KIND,...|none", value_parser = fake_list)]
     fakes: Option<FakeList>,
     /// Short for --fakes sbi (added to the kinds of --fakes, if given).

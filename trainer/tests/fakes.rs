@@ -141,7 +141,7 @@ fn a_data_folder_with_link_loops_and_a_fifo_is_walked_once() {
     let status = std::process::Command::new("mkfifo").arg(real.join("x.jpg")).status();
     assert!(status.is_ok_and(|s| s.success()), "mkfifo");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
-    command.env("EDGE_MODELS", root().join("models")).arg("fakes");
+    command.env("EDGE_MODELS", root().join("models")).args(["fakes", "--kinds", "sbi"]);
     for (flag, path) in
         [("--data", tmp.join("data")), ("--out", tmp.join("set")), ("--cache", tmp.join("cache"))]
     {

@@ -1,4 +1,4 @@
-//! `trainer fakes --data DIR... --out DIR [--kinds sbi]`: the real face crops of some folders and
+//! `trainer fakes --data DIR... --out DIR [--kinds sbi,...]`: the real face crops of some folders and
 //! the fakes the trainer makes from them, as a labelled folder (`trainer::fakes::folder`).
 
 use crate::faces::{default_cache, DetectorArgs};
@@ -19,8 +19,9 @@ pub struct FakesArgs {
     /// A new (or empty) folder: real/ gets each face crop, fake/<kind>/ its fakes.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// The kinds of fake to make.
-    #[arg(long, value_delimiter = ',', default_value = "sbi", value_name = "KIND,...")]
+    /// The kinds of fake to make (sbi, upsample, swap, reconstruct, denoise) [default: those a
+    /// bare training makes: sbi,upsample,swap,reconstruct].
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     kinds: Vec<FakeKind>,
     /// Fakes of each kind per real face.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = within(1usize, 100))]
@@ -45,7 +46,7 @@ pub fn run_command(args: FakesArgs) -> Result<()> {
     let cfg = FakesConfig {
         data: args.data,
         out: args.out,
-        kinds: args.kinds,
+        kinds: if args.kinds.is_empty() { FakeKind::DEFAULT.to_vec() } else { args.kinds },
         settings: FakeSettings { sbi_strength: args.sbi_strength },
         per_face: args.per_face,
         seed: args.seed,

@@ -1,5 +1,5 @@
-//! `trainer fakes --data DIR... --out DIR [--kinds sbi,...]`: the real face crops of some folders and
-//! the fakes the trainer makes from them, as a labelled folder (`trainer::fakes::folder`).
+//! `trainer fakes --data DIR... --out DIR [--kinds sbi,...]`: the real face crops of some folders
+//! and the fakes the trainer makes from them, as a labelled folder (`trainer::fakes::folder`).
 
 use crate::faces::{default_cache, DetectorArgs};
 use anyhow::Result;

@@ -1,6 +1,6 @@
 //! `cargo bench -p trainer --bench fakes`: the time each kind of fake takes to make, per fake, on
 //! the real faces of t1.jpg, astronaut.png and einstein.jpg cut at 160 px (the default model's
-//! input) as training cuts them; and the one-off training of the reconstructions' generators.
+//! input) as training cuts them; and the one-off training of the reconstructors and denoisers.
 //! The kinds take turns round by round, so a busy machine slows them alike; the table gives each
 //! kind's median against the self-blend's, measured in the same rounds.
 
@@ -83,6 +83,6 @@ fn main() -> Result<()> {
         let m = median(ms);
         println!("| {} | {m:.1} | {:.2} |", kind.name(), m / base);
     }
-    println!("\nreconstruct's generators: trained once per run in {generators:.1} s");
+    println!("\nreconstruct's and denoise's generators (two each): trained once per run in {generators:.1} s");
     Ok(())
 }

@@ -83,6 +83,8 @@ fn main() -> Result<()> {
         let m = median(ms);
         println!("| {} | {m:.1} | {:.2} |", kind.name(), m / base);
     }
-    println!("\nreconstruct's and denoise's generators (two each): trained once per run in {generators:.1} s");
+    println!(
+        "\nthe generators of reconstruct and denoise: trained once per run in {generators:.1} s"
+    );
     Ok(())
 }

@@ -216,16 +216,17 @@ impl RealFaceModel {
         Ok((RealFaceModel { net: net.valid(), device }, Fit { first, last }))
     }
 
-    /// The face's surprise and cost at each level. Needs a face of at least 64 px a side.
+    /// The face's surprise and cost at each level. Needs a face of at least 32 px a side, so the
+    /// quarter-resolution level has pixels inside its border.
     pub fn score(&self, face: &RgbImage) -> Result<Scores> {
         let levels = pyramid(face);
         let smallest = &levels[LEVELS - 1];
+        let least = ((2 * BORDER + 1) << (LEVELS - 1)).next_multiple_of(1 << LEVELS);
         ensure!(
             smallest.w.min(smallest.h) > 2 * BORDER,
-            "a {}×{} face is too small to score (at least {} px a side)",
+            "a {}×{} face is too small to score (at least {least} px a side)",
             face.width(),
             face.height(),
-            (2 * BORDER + 1) << (LEVELS - 1)
         );
         let mut scores = Scores { surprise: [0.0; LEVELS], cost: [0.0; LEVELS] };
         for l in 0..LEVELS {
@@ -274,7 +275,8 @@ mod tests {
         assert_eq!(once.score(&held_out).expect("scores"), again.score(&held_out).expect("scores"));
         let made = model.score(&upsampled).expect("scores");
         assert!(made.surprise[0] < real.surprise[0] - 0.1, "{made:?} against {real:?}");
-        let tiny = face("lenna.png", 24);
-        assert!(model.score(&tiny).is_err());
+        let err = model.score(&face("lenna.png", 31)).expect_err("too small");
+        assert!(err.to_string().contains("at least 32 px"), "{err}");
+        assert!(model.score(&face("lenna.png", 32)).is_ok());
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trainer::eval::metrics::auc;
-use trainer::eval::shortcuts::{laplacian_variance, spearman};
+use trainer::eval::shortcuts::{spearman, Cues};
 use trainer::zed::{RealFaceModel, Scores, LEVELS};
 
 fn main() -> ExitCode {
@@ -60,14 +60,6 @@ fn features(s: &Scores) -> Vec<(String, f64)> {
     out
 }
 
-fn sharpness(img: &RgbImage) -> f64 {
-    let luma: Vec<f64> = img
-        .pixels()
-        .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
-        .collect();
-    laplacian_variance(&luma, img.width() as usize)
-}
-
 fn probe() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut steps, mut seed, mut csv, mut dirs) = (600usize, 1u64, None, vec![]);
@@ -106,7 +98,9 @@ fn probe() -> Result<()> {
     for set in sets {
         let real = crops(&set.join("real"))?;
         let real_scores = scored(set, "real", &real)?;
-        let sharp: Vec<f64> = real.iter().map(|(_, f)| sharpness(f)).collect();
+        // The audit's own sharpness cue (Laplacian variance of the luma).
+        let sharp: Vec<f64> =
+            real.iter().map(|(_, f)| Cues::of(f, [0.0; 4], b"").sharpness).collect();
         let mut kinds: Vec<PathBuf> = std::fs::read_dir(set.join("fake"))
             .with_context(|| format!("cannot read {}", set.join("fake").display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))

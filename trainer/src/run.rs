@@ -238,6 +238,10 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         val_items.iter().filter(|i| !i.fake).count(),
         val_items.iter().filter(|i| i.fake).count()
     ));
+    if cfg.train.balance_classes {
+        let [real, fake] = crate::train::fit::class_weights(&train_items, &cfg.train);
+        log(&format!("loss weights: a real face {real:.3}, a fake {fake:.3} (--balance-classes)"));
+    }
 
     let mut meta = ModelMeta {
         labels: [Label::Real, Label::Fake],

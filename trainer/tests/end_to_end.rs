@@ -356,6 +356,29 @@ fn fake_kinds_are_trained_validated_and_kept_on_resume() {
     assert!(err.contains("cannot resume with --fakes"), "{err}");
 }
 
+/// `--balance-classes` weighs a real face as much as the fakes made of it together (two kinds: a
+/// real face 1.5, a fake 0.75), saves the setting with the run and keeps it on resume.
+#[test]
+fn balanced_classes_are_logged_saved_and_kept_on_resume() {
+    let tmp = fresh_run_folder("trainer-balanced");
+    let run = tmp.join("run");
+    let args =
+        ["--fakes", "sbi,upsample", "--balance-classes", "--input-size", "32", "--epochs", "1"];
+    let paths: [(&str, &Path); 3] =
+        [("--data", &tmp.join("data")), ("--out", &run), ("--cache", &tmp.join("cache"))];
+    let out = bare_trainer(&args, &paths);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("loss weights: a real face 1.500, a fake 0.750"), "{log}");
+    let saved = trainer::run::saved_config(&run).expect("the run's configuration");
+    assert!(saved.train.balance_classes);
+
+    let resumed = bare_trainer(&["--resume", "--epochs", "2"], &[("--out", &run)]);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    assert!(log.contains("loss weights: a real face 1.500"), "{log}");
+}
+
 /// `--fakes none` trains on the folders' own fakes alone: real photos only are refused on one line
 /// (a bare run would make its default kinds); a kind that does not exist is refused, naming those that do.
 #[test]

@@ -31,6 +31,7 @@ fn config(backend: Backend) -> TrainConfig {
         pretrained: None,
         fakes: vec![],
         high_pass: false,
+        balance_classes: false,
         sbi_strength: 1.0,
         augment: false,
     }

@@ -36,6 +36,10 @@ pub struct TrainConfig {
     /// MobileNetV2's second stem on the image's high-pass residual (`MobileNetV2::high_pass`).
     #[serde(default)]
     pub high_pass: bool,
+    /// Weigh the loss so the real faces count as much as all the fakes together: several fakes
+    /// are made of each real face, and unweighted they push every score towards FAKE.
+    #[serde(default)]
+    pub balance_classes: bool,
     /// Colour and brightness change of the self-blended fakes (1: the paper's range).
     pub sbi_strength: f32,
     pub augment: bool,
@@ -116,6 +120,7 @@ mod tests {
             pretrained: pretrained.map(Into::into),
             fakes: vec![FakeKind::Sbi],
             high_pass: false,
+            balance_classes: false,
             sbi_strength: 1.0,
             augment: true,
         }

@@ -78,8 +78,28 @@ pub fn starting_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
 
 /// Binary cross-entropy on logits, averaged: softplus(z) − y·z, written to stay finite.
 pub fn bce_with_logits(z: Tensor<1>, y: Tensor<1>) -> Tensor<1> {
+    bce_terms(z, y).mean()
+}
+
+/// Each item's binary cross-entropy times its weight `w`, averaged over the items.
+pub fn weighted_bce_with_logits(z: Tensor<1>, y: Tensor<1>, w: Tensor<1>) -> Tensor<1> {
+    (bce_terms(z, y) * w).mean()
+}
+
+fn bce_terms(z: Tensor<1>, y: Tensor<1>) -> Tensor<1> {
     let softplus = z.clone().clamp_min(0.0) + z.clone().abs().neg().exp().add_scalar(1.0).log();
-    (softplus - z * y).mean()
+    softplus - z * y
+}
+
+/// The loss weight of a real and of a fake image when each class is to weigh half of an epoch's
+/// loss, `real` and `fake` being the epoch's counts; the mean weight over the epoch stays 1, so
+/// the learning rate means what it meant unweighted. 1 and 1 when a class is absent.
+pub fn balanced_weights(real: usize, fake: usize) -> [f32; 2] {
+    if real == 0 || fake == 0 {
+        return [1.0, 1.0];
+    }
+    let n = (real + fake) as f32;
+    [n / (2.0 * real as f32), n / (2.0 * fake as f32)]
 }
 
 /// A tensor's values as f32.
@@ -144,19 +164,34 @@ pub fn labels(fake: &[bool], device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(y, [fake.len()]), device)
 }
 
-/// One optimisation step on a batch of face crops: the updated model, the batch's mean loss, and
-/// how many of its images the model (before the update) classified right.
+/// The loss weights of a real and of a fake image in training on `train` with `cfg`.
+pub fn class_weights(train: &[Item], cfg: &TrainConfig) -> [f32; 2] {
+    if !cfg.balance_classes {
+        return [1.0, 1.0];
+    }
+    let real = train.iter().filter(|i| !i.fake).count();
+    // Each epoch makes one fake of each kind per real face.
+    balanced_weights(real, train.len() - real + real * cfg.fakes.len())
+}
+
+/// One optimisation step on a batch of face crops, a real image's loss weighed `weight[0]` and a
+/// fake's `weight[1]`: the updated model, the batch's mean loss, and how many of its images the
+/// model (before the update) classified right.
+#[allow(clippy::too_many_arguments)]
 pub fn step(
     model: Net,
     optim: &mut ModuleOptimizer,
     lr: f64,
     images: &[RgbImage],
     fake: &[bool],
+    weight: [f32; 2],
     meta: &ModelMeta,
     device: &Device,
 ) -> Result<(Net, f64, usize)> {
     let logits = model.forward(batch(images, meta, device));
-    let loss = bce_with_logits(logits.clone(), labels(fake, device));
+    let w: Vec<f32> = fake.iter().map(|&f| weight[usize::from(f)]).collect();
+    let w = Tensor::from_data(TensorData::new(w, [fake.len()]), device);
+    let loss = weighted_bce_with_logits(logits.clone(), labels(fake, device), w);
     let z = to_vec(logits.detach())?;
     let correct = z.iter().zip(fake).filter(|(z, f)| (**z >= 0.0) == **f).count();
     let loss_value = to_vec(loss.clone().detach())?[0] as f64;
@@ -227,6 +262,7 @@ pub fn train(
     for &kind in &cfg.fakes {
         slots.extend((0..train.len()).filter(|&i| !train[i].fake).map(|i| (i, Some(kind))));
     }
+    let weight = class_weights(train, cfg);
     let settings = cfg.fake_settings();
     for epoch in history.len() + 1..=cfg.epochs {
         let start = Instant::now();
@@ -256,7 +292,7 @@ pub fn train(
                 fake.push(item.fake || made.is_some());
             }
             let (updated, loss, right) =
-                step(model, &mut optim, cfg.lr, &images, &fake, meta, &device)?;
+                step(model, &mut optim, cfg.lr, &images, &fake, weight, meta, &device)?;
             // A diverged run would train every epoch on NaN weights and export a model without a
             // threshold; it stops here, before anything of this epoch is written.
             ensure!(
@@ -300,4 +336,35 @@ pub fn train(
     }
     let (_, _, best_epoch, model, val_p_fake) = best.ok_or_else(|| anyhow!("no epoch was run"))?;
     Ok(Trained { model, history, best_epoch, val_p_fake })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_classes_weigh_half_the_loss_each_and_keep_the_mean_weight() {
+        let [real, fake] = balanced_weights(21, 84);
+        assert!((real * 21.0 - fake * 84.0).abs() < 1e-4, "{real} x 21 against {fake} x 84");
+        assert!(((real * 21.0 + fake * 84.0) / 105.0 - 1.0).abs() < 1e-6);
+        assert_eq!(balanced_weights(10, 10), [1.0, 1.0]);
+        assert_eq!(balanced_weights(0, 7), [1.0, 1.0]);
+    }
+
+    #[test]
+    fn the_weighted_loss_is_the_weighted_mean_of_each_items_loss() {
+        let device = Device::flex();
+        let z = Tensor::<1>::from_data(TensorData::new(vec![2.0f32, -1.0, 0.5], [3]), &device);
+        let y = labels(&[true, false, false], &device);
+        let w = Tensor::<1>::from_data(TensorData::new(vec![0.5f32, 2.0, 0.5], [3]), &device);
+        let terms: Vec<f32> = [(2.0f32, 1.0f32), (-1.0, 0.0), (0.5, 0.0)]
+            .iter()
+            .map(|&(z, y)| (1.0 + z.exp()).ln() - z * y)
+            .collect();
+        let want = (0.5 * terms[0] + 2.0 * terms[1] + 0.5 * terms[2]) / 3.0;
+        let got = to_vec(weighted_bce_with_logits(z.clone(), y.clone(), w)).expect("loss")[0];
+        assert!((got - want).abs() < 1e-6, "{got} against {want}");
+        let plain = to_vec(bce_with_logits(z, y)).expect("loss")[0];
+        assert!((plain - terms.iter().sum::<f32>() / 3.0).abs() < 1e-6);
+    }
 }

@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// 3×3 blur), where generators leave their traces; it is part of the exported model.
     #[arg(long)]
     high_pass: bool,
+    /// Weigh the loss so the real faces count as much as all the fakes made of them together
+    /// (each class half the loss); without it each image counts once.
+    #[arg(long)]
+    balance_classes: bool,
     /// Colour and brightness change of self-blended fakes: 1 is the published range, larger
     /// makes them easier to tell.
     #[arg(long, default_value_t = 1.0, value_parser = within(0.0f32, 10.0))]
@@ -220,6 +224,7 @@ pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
             seed: cli.seed,
             fakes: FakeKind::chosen(cli.fakes.as_ref().map(|f| f.0.as_slice()), cli.sbi),
             high_pass: cli.high_pass,
+            balance_classes: cli.balance_classes,
             sbi_strength: cli.sbi_strength,
             augment: !cli.no_augment,
         },

@@ -357,13 +357,13 @@ fn fake_kinds_are_trained_validated_and_kept_on_resume() {
 }
 
 /// `--balance-classes` weighs a real face as much as the fakes made of it together (two kinds: a
-/// real face 1.5, a fake 0.75), saves the setting with the run and keeps it on resume.
+/// real face 1.5, a fake 0.75); it and `--freeze-blocks` are saved with the run and kept on resume.
 #[test]
-fn balanced_classes_are_logged_saved_and_kept_on_resume() {
+fn balanced_classes_and_frozen_blocks_are_saved_and_kept_on_resume() {
     let tmp = fresh_run_folder("trainer-balanced");
     let run = tmp.join("run");
-    let args =
-        ["--fakes", "sbi,upsample", "--balance-classes", "--input-size", "32", "--epochs", "1"];
+    let args = ["--fakes", "sbi,upsample", "--balance-classes", "--freeze-blocks", "5"];
+    let args = [&args[..], &["--input-size", "32", "--epochs", "1"]].concat();
     let paths: [(&str, &Path); 3] =
         [("--data", &tmp.join("data")), ("--out", &run), ("--cache", &tmp.join("cache"))];
     let out = bare_trainer(&args, &paths);
@@ -372,11 +372,14 @@ fn balanced_classes_are_logged_saved_and_kept_on_resume() {
     assert!(log.contains("loss weights: a real face 1.500, a fake 0.750"), "{log}");
     let saved = trainer::run::saved_config(&run).expect("the run's configuration");
     assert!(saved.train.balance_classes);
+    assert_eq!(saved.train.freeze_blocks, 5);
 
     let resumed = bare_trainer(&["--resume", "--epochs", "2"], &[("--out", &run)]);
     let log = String::from_utf8_lossy(&resumed.stderr);
     assert!(resumed.status.success(), "{log}");
     assert!(log.contains("loss weights: a real face 1.500"), "{log}");
+    let resumed = trainer::run::saved_config(&run).expect("the resumed run's configuration");
+    assert_eq!(resumed.train.freeze_blocks, 5);
 }
 
 /// `--fakes none` trains on the folders' own fakes alone: real photos only are refused on one line

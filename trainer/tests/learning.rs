@@ -39,6 +39,7 @@ fn train_against(kind: FakeKind, sbi_strength: f32) -> (RunSummary, f64, Vec<Str
             seed: 42,
             fakes: vec![kind],
             high_pass: false,
+            freeze_blocks: 0,
             balance_classes: false,
             sbi_strength,
             augment: true,

@@ -31,6 +31,7 @@ fn config(backend: Backend) -> TrainConfig {
         pretrained: None,
         fakes: vec![],
         high_pass: false,
+        freeze_blocks: 0,
         balance_classes: false,
         sbi_strength: 1.0,
         augment: false,

@@ -24,6 +24,8 @@ const SETTINGS: [(usize, usize, usize, usize); 7] = [
 ];
 const STEM: usize = 32;
 pub const FEATURES: usize = 1280;
+/// How many inverted-residual blocks follow the stem.
+pub const BLOCKS: usize = 17;
 
 #[derive(Module, Debug)]
 pub struct InvertedResidual {
@@ -110,6 +112,21 @@ impl MobileNetV2 {
             last: ConvBn::new(cin, FEATURES, 1, 1, 1, Act::Relu6, device),
             head: LinearConfig::new(FEATURES, classes).init(device),
         }
+    }
+
+    /// The network with its stem (both stems, with `--high-pass`) and first `blocks` blocks frozen:
+    /// their weights and batch-norm statistics stay as they are, so they keep the ImageNet
+    /// features they start with.
+    pub fn frozen(mut self, blocks: usize) -> Self {
+        self.stem = self.stem.freeze();
+        self.high_pass = self.high_pass.map(Module::freeze);
+        self.blocks = self
+            .blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| if i < blocks { b.freeze() } else { b })
+            .collect();
+        self
     }
 
     /// `[batch, classes]` logits for NCHW images.

@@ -35,6 +35,15 @@ impl Net {
         }
     }
 
+    /// The network with MobileNetV2's stem and first `blocks` blocks frozen (`MobileNetV2::frozen`);
+    /// nothing is frozen at 0 (MobileNetV3-Small is never frozen, as `TrainConfig::check` enforces).
+    pub fn frozen(self, blocks: usize) -> Net {
+        match self {
+            Net::V2(m) if blocks > 0 => Net::V2(m.frozen(blocks)),
+            net => net,
+        }
+    }
+
     /// Logits of FAKE, `[batch]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
         match self {

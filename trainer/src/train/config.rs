@@ -3,7 +3,7 @@
 
 use super::backend::{Adapter, Backend};
 use crate::fakes::kind::{FakeKind, FakeSettings};
-use crate::nets::Backbone;
+use crate::nets::{mobilenet_v2, Backbone};
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,9 @@ pub struct TrainConfig {
     /// MobileNetV2's second stem on the image's high-pass residual (`MobileNetV2::high_pass`).
     #[serde(default)]
     pub high_pass: bool,
+    /// MobileNetV2's stem and first blocks (of 17) frozen at their pretrained weights.
+    #[serde(default)]
+    pub freeze_blocks: usize,
     /// Weigh the loss so the real faces count as much as all the fakes together: several fakes
     /// are made of each real face, and unweighted they push every score towards FAKE.
     #[serde(default)]
@@ -72,6 +75,19 @@ impl TrainConfig {
             !self.high_pass || self.backbone == Backbone::MobilenetV2,
             "--high-pass is for mobilenet-v2 only"
         );
+        if self.freeze_blocks > 0 {
+            ensure!(
+                self.backbone == Backbone::MobilenetV2 && self.pretrained.is_some(),
+                "--freeze-blocks keeps pretrained mobilenet-v2 blocks: it needs mobilenet-v2 from \
+                 --pretrained weights"
+            );
+            ensure!(
+                self.freeze_blocks <= mobilenet_v2::BLOCKS,
+                "--freeze-blocks {} is more than mobilenet-v2's {} blocks",
+                self.freeze_blocks,
+                mobilenet_v2::BLOCKS
+            );
+        }
         if self.width != 1.0 {
             ensure!(
                 self.backbone == Backbone::MobilenetV3Small,
@@ -120,6 +136,7 @@ mod tests {
             pretrained: pretrained.map(Into::into),
             fakes: vec![FakeKind::Sbi],
             high_pass: false,
+            freeze_blocks: 0,
             balance_classes: false,
             sbi_strength: 1.0,
             augment: true,
@@ -141,6 +158,18 @@ mod tests {
         let err = high_pass(v3).check().expect_err("refused");
         assert!(err.to_string().contains("--high-pass is for mobilenet-v2 only"), "{err}");
         assert!(config(v3, 0.0, None).check().is_err());
+        let v2 = Backbone::MobilenetV2;
+        let frozen =
+            |n, backbone, start| TrainConfig { freeze_blocks: n, ..config(backbone, 1.0, start) };
+        assert!(frozen(17, v2, Some("w.pth")).check().is_ok());
+        for (cfg, says) in [
+            (frozen(18, v2, Some("w.pth")), "more than mobilenet-v2's 17 blocks"),
+            (frozen(3, v2, None), "--pretrained"),
+            (frozen(3, v3, Some("w.pth")), "mobilenet-v2"),
+        ] {
+            let err = cfg.check().expect_err("refused").to_string();
+            assert!(err.contains("--freeze-blocks") && err.contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -244,7 +244,7 @@ pub fn train(
 
     // (validation AUC, validation loss, epoch, model, validation p(FAKE)) of the best epoch so far.
     let mut best: Option<(f64, f64, usize, Net, Vec<f32>)> = None;
-    let (mut model, mut optim, mut history) = match checkpoints.filter(|c| c.resume) {
+    let (model, mut optim, mut history) = match checkpoints.filter(|c| c.resume) {
         Some(c) => {
             let r = c.restore(cfg, &device, &plain)?;
             // Scored again rather than read back, so the comparisons with later epochs see the
@@ -256,6 +256,8 @@ pub fn train(
         }
         None => (starting_model(cfg, &device)?, checkpoint::adam(), vec![]),
     };
+    // Whether a parameter trains is not saved with it, so a resumed model is frozen again too.
+    let mut model = model.frozen(cfg.freeze_blocks);
 
     // Each epoch: every item once, plus a fresh fake of each chosen kind of every real face.
     let mut slots: Vec<(usize, Option<FakeKind>)> = (0..train.len()).map(|i| (i, None)).collect();
@@ -349,6 +351,57 @@ mod tests {
         assert!(((real * 21.0 + fake * 84.0) / 105.0 - 1.0).abs() < 1e-6);
         assert_eq!(balanced_weights(10, 10), [1.0, 1.0]);
         assert_eq!(balanced_weights(0, 7), [1.0, 1.0]);
+    }
+
+    /// One step of Adam on a network with its stem and first 3 blocks frozen: their weights and
+    /// batch-norm statistics stay; the fourth block's weights move.
+    #[test]
+    fn frozen_blocks_keep_their_weights_and_statistics_through_a_step() {
+        use crate::nets::mobilenet_v2::MobileNetV2;
+        use crate::run::{MEAN, STD};
+        use edge::infer::classify::{Label, OutputKind};
+        let device = Device::flex().autodiff();
+        let net = Net::V2(MobileNetV2::new(1, &device)).frozen(3);
+        let values = |net: &Net| -> Vec<Vec<f32>> {
+            let Net::V2(m) = net else { unreachable!("built as V2") };
+            let weight = |c: &crate::nets::layers::ConvBn| c.conv.weight.val().into_data();
+            [
+                weight(&m.stem),
+                m.stem.bn.running_mean.value().into_data(),
+                weight(&m.blocks[2].project),
+                m.blocks[2].project.bn.running_var.value().into_data(),
+                weight(&m.blocks[3].project),
+            ]
+            .into_iter()
+            .map(|d| d.try_to_vec::<f32>().expect("f32"))
+            .collect()
+        };
+        let before = values(&net);
+        let meta = ModelMeta {
+            labels: [Label::Real, Label::Fake],
+            mean: MEAN,
+            std: STD,
+            output: OutputKind::Probability,
+            threshold: 0.5,
+        };
+        let images: Vec<RgbImage> = (0..4u8)
+            .map(|i| {
+                RgbImage::from_fn(32, 32, |x, y| image::Rgb([i * 60, (x * 8) as u8, (y * 8) as u8]))
+            })
+            .collect();
+        let fake = [false, true, false, true];
+        let mut optim = super::checkpoint::adam();
+        let (net, ..) = step(net, &mut optim, 1e-2, &images, &fake, [1.0, 1.0], &meta, &device)
+            .expect("a step");
+        let after = values(&net);
+        for (i, what) in
+            ["stem weights", "stem running mean", "block 3 weights", "block 3 variance"]
+                .iter()
+                .enumerate()
+        {
+            assert_eq!(before[i], after[i], "{what} moved");
+        }
+        assert_ne!(before[4], after[4], "block 4's weights did not train");
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// 3×3 blur), where generators leave their traces; it is part of the exported model.
     #[arg(long)]
     high_pass: bool,
+    /// Keep mobilenet-v2's stem and first N of its 17 blocks at their pretrained weights and
+    /// batch-norm statistics (0: train every layer).
+    #[arg(long, default_value_t = 0, value_parser = within(0usize, 17))]
+    freeze_blocks: usize,
     /// Weigh the loss so the real faces count as much as all the fakes made of them together
     /// (each class half the loss); without it each image counts once.
     #[arg(long)]
@@ -224,6 +228,7 @@ pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
             seed: cli.seed,
             fakes: FakeKind::chosen(cli.fakes.as_ref().map(|f| f.0.as_slice()), cli.sbi),
             high_pass: cli.high_pass,
+            freeze_blocks: cli.freeze_blocks,
             balance_classes: cli.balance_classes,
             sbi_strength: cli.sbi_strength,
             augment: !cli.no_augment,

@@ -6,11 +6,9 @@
 
 use burn::optim::AdamConfig;
 use burn::prelude::*;
-use edge::infer::classify::{Label, ModelMeta, OutputKind};
 use image::RgbImage;
 use std::time::Instant;
 use trainer::nets::{Backbone, Net};
-use trainer::run::{MEAN, STD};
 use trainer::train::fit::step;
 
 fn images(n: usize, size: u32, seed: u32) -> Vec<RgbImage> {
@@ -37,16 +35,6 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn meta() -> ModelMeta {
-    ModelMeta {
-        labels: [Label::Real, Label::Fake],
-        mean: MEAN,
-        std: STD,
-        output: OutputKind::Probability,
-        threshold: 0.5,
-    }
-}
-
 /// Median images/s over `steps` timed steps, after one warm-up step.
 fn throughput(size: u32, batch: usize, steps: usize) -> anyhow::Result<f64> {
     Ok(interleaved(&[Device::flex()], size, batch, steps)?[0])
@@ -60,7 +48,7 @@ fn interleaved(
     batch: usize,
     steps: usize,
 ) -> anyhow::Result<Vec<f64>> {
-    let meta = meta();
+    let meta = trainer::run::model_meta();
     let fake: Vec<bool> = (0..batch).map(|i| i % 2 == 1).collect();
     let mut runs = vec![];
     for plain in devices {

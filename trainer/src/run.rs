@@ -22,6 +22,17 @@ use std::path::{Path, PathBuf};
 /// ImageNet statistics, which torchvision's pretrained MobileNets expect.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// What the trainer's models take and give (the threshold is set once training has chosen it).
+pub fn model_meta() -> ModelMeta {
+    ModelMeta {
+        labels: [Label::Real, Label::Fake],
+        mean: MEAN,
+        std: STD,
+        output: OutputKind::Probability,
+        threshold: 0.5,
+    }
+}
 /// Everything a run depends on; saved as `config.json` so the run can be repeated.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -243,13 +254,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         log(&format!("loss weights: a real face {real:.3}, a fake {fake:.3} (--balance-classes)"));
     }
 
-    let mut meta = ModelMeta {
-        labels: [Label::Real, Label::Fake],
-        mean: MEAN,
-        std: STD,
-        output: OutputKind::Probability,
-        threshold: 0.5,
-    };
+    let mut meta = model_meta();
     let epochs = cfg.train.epochs;
     let trained = train::train(
         &train_items,

@@ -3,7 +3,7 @@
 //! torchvision's model does.
 
 use burn::prelude::*;
-use edge::infer::classify::{normalise, Label, ModelMeta, OutputKind};
+use edge::infer::classify::{normalise, ModelMeta, OutputKind};
 use std::path::{Path, PathBuf};
 use trainer::nets::mobilenet_v2::{load_torchvision, MobileNetV2};
 
@@ -19,13 +19,7 @@ fn fetched(path: &str) -> PathBuf {
 
 /// The trainer's normalisation, with `output` as the network gives it.
 fn meta(output: OutputKind) -> ModelMeta {
-    ModelMeta {
-        labels: [Label::Real, Label::Fake],
-        mean: trainer::run::MEAN,
-        std: trainer::run::STD,
-        output,
-        threshold: 0.5,
-    }
+    ModelMeta { output, ..trainer::run::model_meta() }
 }
 
 /// The five most likely ImageNet classes of a photo (centre square at 224, ImageNet normalisation).

@@ -8,10 +8,8 @@ use crate::support::{bare_trainer, fresh_run_folder, photo};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
-use edge::infer::classify::{Label, ModelMeta, OutputKind};
 use image::RgbImage;
 use trainer::nets::Backbone;
-use trainer::run::{MEAN, STD};
 use trainer::train::fit::{batch, bce_with_logits, labels, starting_model};
 use trainer::train::{Adapter, Backend, TrainConfig};
 
@@ -59,13 +57,7 @@ fn first_step(backend: Backend, images: &[RgbImage], fake: &[bool]) -> FirstStep
             }
         }
     }
-    let meta = ModelMeta {
-        labels: [Label::Real, Label::Fake],
-        mean: MEAN,
-        std: STD,
-        output: OutputKind::Probability,
-        threshold: 0.5,
-    };
+    let meta = trainer::run::model_meta();
     let cfg = config(backend);
     let device = backend.device(cfg.device).unwrap_or_else(|e| panic!("{e:#}")).autodiff();
     let model = starting_model(&cfg, &device).expect("starting model");

@@ -358,8 +358,6 @@ mod tests {
     #[test]
     fn frozen_blocks_keep_their_weights_and_statistics_through_a_step() {
         use crate::nets::mobilenet_v2::MobileNetV2;
-        use crate::run::{MEAN, STD};
-        use edge::infer::classify::{Label, OutputKind};
         let device = Device::flex().autodiff();
         let net = Net::V2(MobileNetV2::new(1, &device)).frozen(3);
         let values = |net: &Net| -> Vec<Vec<f32>> {
@@ -377,13 +375,7 @@ mod tests {
             .collect()
         };
         let before = values(&net);
-        let meta = ModelMeta {
-            labels: [Label::Real, Label::Fake],
-            mean: MEAN,
-            std: STD,
-            output: OutputKind::Probability,
-            threshold: 0.5,
-        };
+        let meta = crate::run::model_meta();
         let images: Vec<RgbImage> = (0..4u8)
             .map(|i| {
                 RgbImage::from_fn(32, 32, |x, y| image::Rgb([i * 60, (x * 8) as u8, (y * 8) as u8]))

@@ -414,6 +414,7 @@ fn settings_out_of_range_are_refused_with_the_range() {
         ("--val-fraction", "2", "from 0 to 0.9"),
         ("--sbi-strength", "NaN", "from 0 to 10"),
         ("--min-score", "NaN", "from 0 to 1"),
+        ("--freeze-blocks", "18", "from 0 to 17"),
     ] {
         let out = bare_trainer(
             &["--sbi", &format!("{flag}={value}")],

@@ -68,7 +68,12 @@ pub struct TrainArgs {
     high_pass: bool,
     /// Keep mobilenet-v2's stem and first N of its 17 blocks at their pretrained weights and
     /// batch-norm statistics (0: train every layer).
-    #[arg(long, default_value_t = 0, value_parser = within(0usize, 17))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = within(0usize, mobilenet_v2::BLOCKS)
+    )]
     freeze_blocks: usize,
     /// Weigh the loss so the real faces count as much as all the fakes made of them together
     /// (each class half the loss); without it each image counts once.

@@ -35,8 +35,9 @@ impl Net {
         }
     }
 
-    /// The network with MobileNetV2's stem and first `blocks` blocks frozen (`MobileNetV2::frozen`);
-    /// nothing is frozen at 0 (MobileNetV3-Small is never frozen, as `TrainConfig::check` enforces).
+    /// The network with MobileNetV2's stem and first `blocks` blocks frozen
+    /// (`MobileNetV2::frozen`); nothing is frozen at 0 (MobileNetV3-Small is never frozen, as
+    /// `TrainConfig::check` enforces).
     pub fn frozen(self, blocks: usize) -> Net {
         match self {
             Net::V2(m) if blocks > 0 => Net::V2(m.frozen(blocks)),

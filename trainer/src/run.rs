@@ -33,6 +33,7 @@ pub fn model_meta() -> ModelMeta {
         threshold: 0.5,
     }
 }
+
 /// Everything a run depends on; saved as `config.json` so the run can be repeated.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunConfig {

@@ -383,7 +383,8 @@ fn balanced_classes_and_frozen_blocks_are_saved_and_kept_on_resume() {
 }
 
 /// `--fakes none` trains on the folders' own fakes alone: real photos only are refused on one line
-/// (a bare run would make its default kinds); a kind that does not exist is refused, naming those that do.
+/// (a bare run would make its default kinds); a kind that does not exist is refused, naming those
+/// that do.
 #[test]
 fn fakes_none_needs_fake_photos_and_unknown_kinds_are_named() {
     let tmp = run_folder_with("trainer-fakes-none", &["astronaut.png"]);

@@ -182,8 +182,9 @@ impl<'a> Sources<'a> {
 mod tests {
     use super::FakeKind::{self, *};
 
-    /// A bare run makes the default kinds; `--fakes` replaces them (`none` by nothing); `--sbi` alone
-    /// means self-blends only, as it did before the kinds existed, and beside `--fakes` adds them.
+    /// A bare run makes the default kinds; `--fakes` replaces them (`none` by nothing); `--sbi`
+    /// alone means self-blends only, as it did before the kinds existed, and beside `--fakes` adds
+    /// them.
     #[test]
     fn the_kinds_of_a_run() {
         assert_eq!(FakeKind::chosen(None, false), FakeKind::DEFAULT.to_vec());

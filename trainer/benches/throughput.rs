@@ -61,7 +61,9 @@ fn interleaved(
         for (device, model, optim, rates) in &mut runs {
             let t = Instant::now();
             let m = model.take().ok_or_else(|| anyhow::anyhow!("no model"))?;
-            *model = Some(step(m, optim, 1e-4, &batch_images, &fake, [1.0, 1.0], &meta, device)?.0);
+            *model = Some(
+                step(m, optim, 1e-4, &batch_images, &fake, [1.0, 1.0], None, &meta, device)?.0,
+            );
             if i > 0 {
                 rates.push(batch as f64 / t.elapsed().as_secs_f64());
             }

@@ -254,6 +254,18 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
         let [real, fake] = crate::train::fit::class_weights(&train_items, &cfg.train);
         log(&format!("loss weights: a real face {real:.3}, a fake {fake:.3} (--balance-classes)"));
     }
+    if cfg.train.xray > 0.0 {
+        let blended: Vec<&str> = (cfg.train.fakes.iter())
+            .filter(|k| matches!(k, FakeKind::Sbi | FakeKind::Swap))
+            .map(|k| k.name())
+            .collect();
+        log(&if blended.is_empty() {
+            "X-ray head: no blended kind (sbi, swap) is made, so its target is empty".to_string()
+        } else {
+            let weight = cfg.train.xray;
+            format!("X-ray head: the blend boundaries of {}, weighed {weight}", blended.join(", "))
+        });
+    }
 
     let mut meta = model_meta();
     let epochs = cfg.train.epochs;

@@ -359,10 +359,11 @@ fn fake_kinds_are_trained_validated_and_kept_on_resume() {
 /// `--balance-classes` weighs a real face as much as the fakes made of it together (two kinds: a
 /// real face 1.5, a fake 0.75); it and `--freeze-blocks` are saved with the run and kept on resume.
 #[test]
-fn balanced_classes_and_frozen_blocks_are_saved_and_kept_on_resume() {
+fn balanced_classes_frozen_blocks_and_xray_are_saved_and_kept_on_resume() {
     let tmp = fresh_run_folder("trainer-balanced");
     let run = tmp.join("run");
-    let args = ["--fakes", "sbi,upsample", "--balance-classes", "--freeze-blocks", "5"];
+    let args =
+        ["--fakes", "sbi,upsample", "--balance-classes", "--freeze-blocks", "5", "--xray", "2"];
     let args = [&args[..], &["--input-size", "32", "--epochs", "1"]].concat();
     let paths: [(&str, &Path); 3] =
         [("--data", &tmp.join("data")), ("--out", &run), ("--cache", &tmp.join("cache"))];
@@ -370,9 +371,11 @@ fn balanced_classes_and_frozen_blocks_are_saved_and_kept_on_resume() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("loss weights: a real face 1.500, a fake 0.750"), "{log}");
+    assert!(log.contains("X-ray head: the blend boundaries of sbi, weighed 2"), "{log}");
     let saved = trainer::run::saved_config(&run).expect("the run's configuration");
     assert!(saved.train.balance_classes);
     assert_eq!(saved.train.freeze_blocks, 5);
+    assert_eq!(saved.train.xray, 2.0);
 
     let resumed = bare_trainer(&["--resume", "--epochs", "2"], &[("--out", &run)]);
     let log = String::from_utf8_lossy(&resumed.stderr);
@@ -380,6 +383,7 @@ fn balanced_classes_and_frozen_blocks_are_saved_and_kept_on_resume() {
     assert!(log.contains("loss weights: a real face 1.500"), "{log}");
     let resumed = trainer::run::saved_config(&run).expect("the resumed run's configuration");
     assert_eq!(resumed.train.freeze_blocks, 5);
+    assert_eq!(resumed.train.xray, 2.0);
 }
 
 /// `--fakes none` trains on the folders' own fakes alone: real photos only are refused on one line
@@ -416,6 +420,7 @@ fn settings_out_of_range_are_refused_with_the_range() {
         ("--sbi-strength", "NaN", "from 0 to 10"),
         ("--min-score", "NaN", "from 0 to 1"),
         ("--freeze-blocks", "18", "from 0 to 17"),
+        ("--xray", "-1", "from 0 to 100"),
     ] {
         let out = bare_trainer(
             &["--sbi", &format!("{flag}={value}")],

@@ -41,6 +41,7 @@ fn train_against(kind: FakeKind, sbi_strength: f32) -> (RunSummary, f64, Vec<Str
             high_pass: false,
             freeze_blocks: 0,
             balance_classes: false,
+            xray: 0.0,
             sbi_strength,
             augment: true,
         },

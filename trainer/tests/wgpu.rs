@@ -31,6 +31,7 @@ fn config(backend: Backend) -> TrainConfig {
         high_pass: false,
         freeze_blocks: 0,
         balance_classes: false,
+        xray: 0.0,
         sbi_strength: 1.0,
         augment: false,
     }

@@ -8,7 +8,7 @@
 
 use image::codecs::jpeg::{JpegDecoder, JpegEncoder};
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, RgbImage};
+use image::{DynamicImage, GrayImage, ImageBuffer, Pixel, RgbImage};
 use rand::Rng;
 
 /// The filters a resolution history is drawn from (cameras, browsers and the board's own
@@ -16,22 +16,51 @@ use rand::Rng;
 const FILTERS: [FilterType; 4] =
     [FilterType::Nearest, FilterType::Triangle, FilterType::CatmullRom, FilterType::Lanczos3];
 
+type Image<P> = ImageBuffer<P, Vec<<P as Pixel>::Subpixel>>;
+
 /// One augmented copy of a face crop, the same size as the input.
 pub fn augment(face: &RgbImage, rng: &mut impl Rng) -> RgbImage {
+    augment_with_mask(face, None, rng).0
+}
+
+/// [`augment`], with a mask of the crop (a fake's blend mask) moved as the face is: flipped,
+/// cropped and resized alike. The random stream is drawn from as `augment` draws it.
+pub fn augment_with_mask(
+    face: &RgbImage,
+    mask: Option<&GrayImage>,
+    rng: &mut impl Rng,
+) -> (RgbImage, Option<GrayImage>) {
     let (w, h) = face.dimensions();
-    let mut img = if rng.random_bool(0.5) { imageops::flip_horizontal(face) } else { face.clone() };
+    let flip = rng.random_bool(0.5);
     // Random resized crop: 80–100 % of the area, aspect within ±10 %, resized back.
     let area = rng.random_range(0.8..1.0f32);
     let aspect = rng.random_range(0.9..1.1f32);
     let cw = ((w as f32 * (area * aspect).sqrt()).round() as u32).clamp(1, w);
     let ch = ((h as f32 * (area / aspect).sqrt()).round() as u32).clamp(1, h);
     let (x, y) = (rng.random_range(0..=w - cw), rng.random_range(0..=h - ch));
-    img = imageops::resize(
-        &imageops::crop_imm(&img, x, y, cw, ch).to_image(),
-        w,
-        h,
-        FilterType::Triangle,
-    );
+    fn moved<P>(img: &Image<P>, flip: bool, crop: [u32; 4]) -> Image<P>
+    where
+        P: Pixel + 'static,
+        P::Subpixel: 'static,
+    {
+        let (w, h) = img.dimensions();
+        let flipped;
+        let img = if flip {
+            flipped = imageops::flip_horizontal(img);
+            &flipped
+        } else {
+            img
+        };
+        let [x, y, cw, ch] = crop;
+        imageops::resize(
+            &imageops::crop_imm(img, x, y, cw, ch).to_image(),
+            w,
+            h,
+            FilterType::Triangle,
+        )
+    }
+    let mut img = moved(face, flip, [x, y, cw, ch]);
+    let mask = mask.map(|m| moved(m, flip, [x, y, cw, ch]));
     // Colour jitter: brightness and contrast ±15 %, saturation ±15 %.
     let brightness = rng.random_range(-0.15..0.15f32) * 255.0;
     let contrast = rng.random_range(0.85..1.15f32);
@@ -43,7 +72,7 @@ pub fn augment(face: &RgbImage, rng: &mut impl Rng) -> RgbImage {
             px[c] = ((v - 128.0) * contrast + 128.0 + brightness).clamp(0.0, 255.0) as u8;
         }
     }
-    degrade(img, rng)
+    (degrade(img, rng), mask)
 }
 
 /// The quality stages of [`augment`], each drawn on its own: a face seen smaller than the crop
@@ -129,6 +158,43 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, face);
+    }
+
+    /// A mask moves with the face: a bright square off the centre, and a mask of that square,
+    /// are found in the same place after each augmentation (flips and crops included), and the
+    /// face is the one `augment` makes from the same stream.
+    #[test]
+    fn a_mask_is_flipped_and_cropped_with_the_face() {
+        let square = |x: u32, y: u32| (20..44).contains(&x) && (12..36).contains(&y);
+        let face = RgbImage::from_fn(96, 96, |x, y| {
+            image::Rgb(if square(x, y) { [230, 220, 210] } else { [30, 40, 50] })
+        });
+        let mask =
+            GrayImage::from_fn(96, 96, |x, y| image::Luma([if square(x, y) { 255 } else { 0 }]));
+        let centre = |bright: &dyn Fn(u32, u32) -> bool| {
+            let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+            for (x, y) in (0..96).flat_map(|y| (0..96).map(move |x| (x, y))) {
+                if bright(x, y) {
+                    (sx, sy, n) = (sx + x as f64, sy + y as f64, n + 1.0);
+                }
+            }
+            (sx / n, sy / n)
+        };
+        let mut flipped = 0;
+        for seed in 0..12 {
+            let seeded = || rand::rngs::StdRng::seed_from_u64(seed);
+            let (img, moved) = augment_with_mask(&face, Some(&mask), &mut seeded());
+            assert_eq!(img, augment(&face, &mut seeded()), "seed {seed}");
+            let moved = moved.expect("the mask");
+            let luma = |x, y| {
+                let p: &image::Rgb<u8> = img.get_pixel(x, y);
+                p.0.iter().map(|&c| u32::from(c)).sum::<u32>() > 3 * 128
+            };
+            let (a, b) = (centre(&luma), centre(&|x, y| moved.get_pixel(x, y)[0] > 128));
+            assert!((a.0 - b.0).abs() < 2.0 && (a.1 - b.1).abs() < 2.0, "{a:?} against {b:?}");
+            flipped += usize::from(b.0 > 48.0);
+        }
+        assert!(flipped > 0 && flipped < 12, "{flipped} of 12 flipped");
     }
 
     /// A real photo at a training crop's size, with a camera's texture.

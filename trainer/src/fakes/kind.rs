@@ -1,12 +1,12 @@
 //! The kinds of fake the trainer makes from a real face crop, chosen by name on the command line.
 
 use super::reconstruct::{Generators, Provenance, Task};
-use super::sbi::self_blend;
-use super::swap::{face_swap, Donor};
+use super::sbi::self_blend_with_mask;
+use super::swap::{face_swap_with_mask, Donor};
 use super::upsample::{upsample_trace, UPSAMPLERS};
 use anyhow::{anyhow, Result};
 use edge::infer::detect::Keypoints;
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -84,21 +84,38 @@ impl FakeKind {
         settings: &FakeSettings,
         rng: &mut impl Rng,
     ) -> Result<RgbImage> {
+        Ok(self.make_with_mask(face, keypoints, sources, settings, rng)?.0)
+    }
+
+    /// [`FakeKind::make`]'s fake with, for the blended kinds (sbi, swap), its blend mask: how much
+    /// of each pixel came from the other source (255: all of it). The other kinds change the whole
+    /// crop and have none. The random stream is drawn from as `make` draws it.
+    pub fn make_with_mask(
+        self,
+        face: &RgbImage,
+        keypoints: Option<&Keypoints>,
+        sources: &Sources,
+        settings: &FakeSettings,
+        rng: &mut impl Rng,
+    ) -> Result<(RgbImage, Option<GrayImage>)> {
+        let blended = |(image, mask)| (image, Some(mask));
         Ok(match self {
-            FakeKind::Sbi => self_blend(face, keypoints, settings.sbi_strength, rng),
+            FakeKind::Sbi => {
+                blended(self_blend_with_mask(face, keypoints, settings.sbi_strength, rng))
+            }
             FakeKind::Upsample => {
                 let upsampler = UPSAMPLERS[rng.random_range(0..UPSAMPLERS.len())];
-                upsample_trace(face, upsampler, rng)
+                (upsample_trace(face, upsampler, rng), None)
             }
-            FakeKind::Swap => face_swap(face, keypoints, &sources.donors, rng),
+            FakeKind::Swap => blended(face_swap_with_mask(face, keypoints, &sources.donors, rng)),
             FakeKind::Reconstruct | FakeKind::Denoise => {
                 let generators = match self {
                     FakeKind::Denoise => sources.denoisers.as_ref(),
                     _ => sources.generators.as_ref(),
                 };
-                generators
-                    .ok_or_else(|| anyhow!("{}: no generators trained", self.name()))?
-                    .fake(face, rng)?
+                let generators =
+                    generators.ok_or_else(|| anyhow!("{}: no generators trained", self.name()))?;
+                (generators.fake(face, rng)?, None)
             }
         })
     }

@@ -21,20 +21,31 @@ pub fn self_blend(
     strength: f32,
     rng: &mut impl Rng,
 ) -> RgbImage {
-    let mask = face_mask(face.width(), face.height(), keypoints, rng);
+    self_blend_with_mask(face, keypoints, strength, rng).0
+}
+
+/// [`self_blend`]'s fake with its blend mask: how much of each pixel came from the altered copy
+/// (255: all of it), from which a Face X-ray target is drawn.
+pub fn self_blend_with_mask(
+    face: &RgbImage,
+    keypoints: Option<&Keypoints>,
+    strength: f32,
+    rng: &mut impl Rng,
+) -> (RgbImage, GrayImage) {
+    let mut mask = face_mask(face.width(), face.height(), keypoints, rng);
     let source = altered_copy(face, strength, rng);
     // The paper draws the blend ratio from {0.25, 0.5, 0.75, 1, 1, 1}; stronger fakes blend more.
     let ratio =
         ([0.25f32, 0.5, 0.75, 1.0, 1.0, 1.0][rng.random_range(0..6)] * strength.max(1.0)).min(1.0);
     let mut out = face.clone();
-    for (x, y, px) in out.enumerate_pixels_mut() {
-        let m = mask.get_pixel(x, y)[0] as f32 / 255.0 * ratio;
-        let s = source.get_pixel(x, y);
+    for ((px, s), m) in out.pixels_mut().zip(source.pixels()).zip(mask.pixels_mut()) {
+        let weight = m[0] as f32 / 255.0 * ratio;
         for c in 0..3 {
-            px[c] = (px[c] as f32 * (1.0 - m) + s[c] as f32 * m).round() as u8;
+            px[c] = (px[c] as f32 * (1.0 - weight) + s[c] as f32 * weight).round() as u8;
         }
+        m[0] = (weight * 255.0).round() as u8;
     }
-    out
+    (out, mask)
 }
 
 /// A soft elliptical face mask (255 inside), its size varied (the paper's erosion and dilation)
@@ -127,6 +138,26 @@ mod tests {
         assert!(diff(54, 54, 20) > 2.0, "centre unchanged: {}", diff(54, 54, 20));
         assert_eq!(diff(0, 0, 8), 0.0, "corner changed");
         assert_eq!(diff(120, 120, 8), 0.0, "corner changed");
+    }
+
+    /// The mask says where the fake took from the altered copy: nowhere it equals the source,
+    /// and it is the fake `self_blend` makes from the same stream.
+    #[test]
+    fn the_blend_mask_covers_what_changed_and_nothing_else() {
+        let face = textured(128);
+        let (fake, mask) =
+            self_blend_with_mask(&face, None, 1.0, &mut rand::rngs::StdRng::seed_from_u64(7));
+        assert_eq!(fake, self_blend(&face, None, 1.0, &mut rand::rngs::StdRng::seed_from_u64(7)));
+        let (mut changed, mut unmasked_changes) = (0, 0);
+        for ((f, s), m) in fake.pixels().zip(face.pixels()).zip(mask.pixels()) {
+            let differs = f.0.iter().zip(s.0).any(|(a, b)| a.abs_diff(b) > 1);
+            changed += usize::from(differs);
+            unmasked_changes += usize::from(differs && m[0] == 0);
+        }
+        assert!(changed > 2000, "{changed} pixels changed");
+        assert_eq!(unmasked_changes, 0);
+        assert!(mask.get_pixel(64, 64)[0] >= 60, "centre {}", mask.get_pixel(64, 64)[0]);
+        assert_eq!(mask.get_pixel(1, 1)[0], 0);
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! generator involved. Self-blends (`sbi`) are the special case where the donor is the face itself,
 //! which is also what this kind falls back to when no other face is at hand.
 
-use super::sbi::{face_mask, self_blend};
+use super::sbi::{face_mask, self_blend_with_mask};
 use super::similarity::Similarity;
 use edge::infer::detect::Keypoints;
-use image::{Rgb, RgbImage};
+use image::{GrayImage, Rgb, RgbImage};
 use rand::Rng;
 
 /// Another real face that may lend its inner face.
@@ -31,9 +31,20 @@ pub fn face_swap(
     donors: &[Donor],
     rng: &mut impl Rng,
 ) -> RgbImage {
+    face_swap_with_mask(face, keypoints, donors, rng).0
+}
+
+/// [`face_swap`]'s fake with its blend mask: how much of each pixel came from the donor (255:
+/// all of it), from which a Face X-ray target is drawn.
+pub fn face_swap_with_mask(
+    face: &RgbImage,
+    keypoints: Option<&Keypoints>,
+    donors: &[Donor],
+    rng: &mut impl Rng,
+) -> (RgbImage, GrayImage) {
     let others: Vec<&Donor> = donors.iter().filter(|d| !std::ptr::eq(d.image, face)).collect();
     let Some(target) = keypoints.filter(|_| !others.is_empty()) else {
-        return self_blend(face, keypoints, 1.0, rng);
+        return self_blend_with_mask(face, keypoints, 1.0, rng);
     };
     let donor = (0..CANDIDATES.min(others.len()))
         .map(|_| others[rng.random_range(0..others.len())])
@@ -52,7 +63,7 @@ pub fn face_swap(
             px[c] = (px[c] as f32 * (1.0 - m) + s[c] as f32 * m).round() as u8;
         }
     }
-    out
+    (out, mask)
 }
 
 /// `donor` with each channel's mean and spread made the target's, both measured under the mask
@@ -91,6 +102,7 @@ fn match_colour(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fakes::sbi::self_blend;
     use rand::SeedableRng;
 
     /// Keypoints of a face centred in a 128-px crop.

@@ -5,7 +5,9 @@
 use super::layers::{Act, ConvBn};
 use super::torchvision::Checkpoint;
 use anyhow::Result;
-use burn::nn::{Linear, LinearConfig};
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use std::path::Path;
 
@@ -26,6 +28,14 @@ const STEM: usize = 32;
 pub const FEATURES: usize = 1280;
 /// How many inverted-residual blocks follow the stem.
 pub const BLOCKS: usize = 17;
+/// The blocks before the X-ray head: through the 96-channel stage, the last at stride 16, where
+/// a 160-px crop is a 10×10 map fine enough to place a face's outline and deep enough to have
+/// seen it whole.
+pub const XRAY_AFTER: usize = 13;
+const XRAY_CHANNELS: usize = 96;
+/// The X-ray head's starting logit everywhere: p 0.12, near a batch's mean target (blend
+/// boundaries cover a part of the blended fakes' maps, and nothing of the others').
+pub const XRAY_PRIOR: f32 = -2.0;
 
 #[derive(Module, Debug)]
 pub struct InvertedResidual {
@@ -76,6 +86,10 @@ pub struct MobileNetV2 {
     /// amplitude to the image's; its γ starts at 0, so the network starts as the one it extends.
     pub high_pass: Option<ConvBn>,
     pub blocks: Vec<InvertedResidual>,
+    /// A training-only head (`--xray`) that maps the features after the first [`XRAY_AFTER`]
+    /// blocks (stride 16) to the logits of where a blend boundary lies (Face X-ray); the
+    /// classifier does not read it and the export leaves it out.
+    pub xray: Option<Conv2d>,
     pub last: ConvBn,
     /// `classes` logits (1 for REAL/FAKE; 1000 to check the ImageNet weights).
     pub head: Linear,
@@ -109,6 +123,7 @@ impl MobileNetV2 {
             stem: ConvBn::new(3, STEM, 3, 2, 1, Act::Relu6, device),
             high_pass: None,
             blocks,
+            xray: None,
             last: ConvBn::new(cin, FEATURES, 1, 1, 1, Act::Relu6, device),
             head: LinearConfig::new(FEATURES, classes).init(device),
         }
@@ -129,8 +144,25 @@ impl MobileNetV2 {
         self
     }
 
+    /// The network with the X-ray head (`--xray`), a 1×1 convolution with bias. It starts at
+    /// zero weights and the prior's logit: a randomly drawn head's errors would push the backbone
+    /// about before the head learns (a run is a few hundred steps), where a silent one first
+    /// learns from the features as they are.
+    pub fn with_xray(self, device: &Device) -> Self {
+        let mut head = Conv2dConfig::new([XRAY_CHANNELS, 1], [1, 1])
+            .with_initializer(Initializer::Zeros)
+            .init(device);
+        head.bias = Some(Param::from_tensor(Tensor::full([1], XRAY_PRIOR, device)));
+        MobileNetV2 { xray: Some(head), ..self }
+    }
+
     /// `[batch, classes]` logits for NCHW images.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_with_xray(x).0
+    }
+
+    /// The logits, and the X-ray head's `[batch, 1, h, w]` logits when the network has the head.
+    pub fn forward_with_xray(&self, x: Tensor<4>) -> (Tensor<2>, Option<Tensor<4>>) {
         let mut x = match &self.high_pass {
             None => self.stem.forward(x),
             Some(branch) => {
@@ -138,12 +170,16 @@ impl MobileNetV2 {
                 self.stem.act.apply(stem + branch.forward(high_pass(x)))
             }
         };
-        for block in &self.blocks {
+        let mut map = None;
+        for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
+            if i + 1 == XRAY_AFTER {
+                map = self.xray.as_ref().map(|head| head.forward(x.clone()));
+            }
         }
         let x = self.last.forward(x);
         let [n, c, _, _] = x.dims();
-        self.head.forward(x.mean_dim(3).mean_dim(2).reshape([n, c]))
+        (self.head.forward(x.mean_dim(3).mean_dim(2).reshape([n, c])), map)
     }
 }
 

@@ -45,14 +45,29 @@ impl Net {
         }
     }
 
+    /// The network with MobileNetV2's X-ray head when `xray` says so (`MobileNetV2::with_xray`;
+    /// MobileNetV3-Small has none, as `TrainConfig::check` enforces).
+    pub fn with_xray(self, xray: bool, device: &Device) -> Net {
+        match self {
+            Net::V2(m) if xray => Net::V2(m.with_xray(device)),
+            net => net,
+        }
+    }
+
     /// Logits of FAKE, `[batch]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+        self.forward_with_xray(x).0
+    }
+
+    /// Logits of FAKE, `[batch]`, and the X-ray head's `[batch, 1, h, w]` logits of a blend
+    /// boundary when the network has that head.
+    pub fn forward_with_xray(&self, x: Tensor<4>) -> (Tensor<1>, Option<Tensor<4>>) {
         match self {
-            Net::V3(m) => m.forward(x),
+            Net::V3(m) => (m.forward(x), None),
             Net::V2(m) => {
-                let logits = m.forward(x);
+                let (logits, map) = m.forward_with_xray(x);
                 let [n, _] = logits.dims();
-                logits.reshape([n])
+                (logits.reshape([n]), map)
             }
         }
     }

@@ -211,7 +211,7 @@ impl Checkpoints {
     fn load_model(&self, cfg: &TrainConfig, epoch: usize, device: &Device) -> Result<Net> {
         let path = self.model_path(epoch);
         ensure!(path.is_file(), "{}: missing", path.display());
-        let mut model = Net::new(cfg.backbone, cfg.width, cfg.high_pass, device);
+        let mut model = cfg.network(device);
         let mut store = BurnpackStore::from_file(&path).auto_extension(false);
         model.load_from(&mut store).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
         Ok(model)

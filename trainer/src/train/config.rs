@@ -3,14 +3,17 @@
 
 use super::backend::{Adapter, Backend};
 use crate::fakes::kind::{FakeKind, FakeSettings};
-use crate::nets::{mobilenet_v2, Backbone};
+use crate::nets::{mobilenet_v2, Backbone, Net};
 use anyhow::{bail, ensure, Result};
+use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 
 /// The smallest and largest side of the square crops a network may take: the MobileNets reduce
 /// their input 32 times, and above 1024 px one batch outgrows a small machine's memory.
 pub const MIN_INPUT: u32 = 32;
 pub const MAX_INPUT: u32 = 1024;
+/// The largest weight of the X-ray loss (Face X-ray weighs its own 100 times the classifier's).
+pub const MAX_XRAY: f32 = 100.0;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -43,6 +46,10 @@ pub struct TrainConfig {
     /// are made of each real face, and unweighted they push every score towards FAKE.
     #[serde(default)]
     pub balance_classes: bool,
+    /// The weight of the Face X-ray loss beside the classifier's (0: no X-ray head): MobileNetV2
+    /// also learns to map where the blended kinds' boundary lies (`MobileNetV2::with_xray`).
+    #[serde(default)]
+    pub xray: f32,
     /// Colour and brightness change of the self-blended fakes (1: the paper's range).
     pub sbi_strength: f32,
     pub augment: bool,
@@ -57,6 +64,12 @@ impl TrainConfig {
         FakeSettings { sbi_strength: self.sbi_strength }
     }
 
+    /// A fresh network of this configuration, without pretrained weights.
+    pub fn network(&self, device: &Device) -> Net {
+        Net::new(self.backbone, self.width, self.high_pass, device)
+            .with_xray(self.xray > 0.0, device)
+    }
+
     /// Refuses settings no network can be built or started with (the command line's parsers
     /// refuse them first; this also covers a saved or hand-made configuration).
     pub fn check(&self) -> Result<()> {
@@ -66,6 +79,11 @@ impl TrainConfig {
         check(self.batch_size, 1, 4096).map_err(|e| bad("batch-size", e))?;
         check(self.lr, 1e-8, 1.0).map_err(|e| bad("lr", e))?;
         check(self.sbi_strength, 0.0, 10.0).map_err(|e| bad("sbi-strength", e))?;
+        check(self.xray, 0.0, MAX_XRAY).map_err(|e| bad("xray", e))?;
+        ensure!(
+            self.xray == 0.0 || self.backbone == Backbone::MobilenetV2,
+            "--xray is for mobilenet-v2 only"
+        );
         ensure!(
             self.width.is_finite() && self.width > 0.0,
             "--width {} is not a positive multiplier",
@@ -138,6 +156,7 @@ mod tests {
             high_pass: false,
             freeze_blocks: 0,
             balance_classes: false,
+            xray: 0.0,
             sbi_strength: 1.0,
             augment: true,
         }

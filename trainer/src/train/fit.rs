@@ -5,7 +5,7 @@
 use super::backend::Backend;
 use super::checkpoint::{self, Checkpoints};
 use super::config::{EpochStats, TrainConfig};
-use crate::data::augment::augment;
+use crate::data::augment::augment_with_mask;
 use crate::eval::metrics;
 use crate::fakes::kind::{FakeKind, Sources};
 use crate::nets::{mobilenet_v2, mobilenet_v3, Net};
@@ -14,7 +14,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use edge::infer::classify::{normalise, ModelMeta};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
 use std::io::IsTerminal;
@@ -47,10 +47,26 @@ pub struct Trained {
 /// A fresh network of the configured backbone, with the pretrained weights when given.
 pub fn initial_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
     let model = Net::new(cfg.backbone, cfg.width, cfg.high_pass, device);
-    match (&cfg.pretrained, model) {
-        (None, model) => Ok(model),
-        (Some(path), Net::V2(m)) => Ok(Net::V2(mobilenet_v2::load_torchvision(m, path, device)?)),
-        (Some(path), Net::V3(m)) => Ok(Net::V3(mobilenet_v3::load_torchvision(m, path, device)?)),
+    let model = match (&cfg.pretrained, model) {
+        (None, model) => model,
+        (Some(path), Net::V2(m)) => Net::V2(mobilenet_v2::load_torchvision(m, path, device)?),
+        (Some(path), Net::V3(m)) => Net::V3(mobilenet_v3::load_torchvision(m, path, device)?),
+    };
+    if cfg.xray == 0.0 {
+        return Ok(model);
+    }
+    // The classifier is drawn before the X-ray head, so a seed starts it as it starts it without
+    // the head, and the two runs differ by the X-ray loss alone.
+    model.visit(&mut Draw);
+    Ok(model.with_xray(true, device))
+}
+
+/// Draws every parameter of a module: burn draws them lazily, when first used.
+struct Draw;
+
+impl burn::module::ModuleVisitor for Draw {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
     }
 }
 
@@ -64,14 +80,7 @@ pub fn starting_model(cfg: &TrainConfig, device: &Device) -> Result<Net> {
     if cfg.backend == Backend::Flex {
         return Ok(model);
     }
-    // burn draws parameters lazily and moving an undrawn one just moves where it will be drawn,
-    // so every parameter is drawn here first.
-    struct Draw;
-    impl burn::module::ModuleVisitor for Draw {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
+    // Moving an undrawn parameter just moves where it will be drawn, so every one is drawn first.
     model.visit(&mut Draw);
     Ok(model.fork(device))
 }
@@ -164,6 +173,44 @@ pub fn labels(fake: &[bool], device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(y, [fake.len()]), device)
 }
 
+/// A blend mask's Face X-ray target on an `h`×`w` map of the crop: each cell's mean of
+/// 4·m·(1−m), m being how much of a pixel came from the other source, which is 1 on the blend
+/// boundary and 0 wherever a pixel has one source. Zero everywhere without a mask (a real face,
+/// or a fake that changed the whole crop).
+pub fn xray_target(mask: Option<&GrayImage>, h: usize, w: usize) -> Vec<f32> {
+    let Some(mask) = mask else {
+        return vec![0.0; h * w];
+    };
+    let (mw, mh) = (mask.width() as usize, mask.height() as usize);
+    let span = |i: usize, cells: usize, size: usize| {
+        let start = i * size / cells;
+        start..((i + 1) * size / cells).max(start + 1).min(size)
+    };
+    let mut out = Vec::with_capacity(h * w);
+    for i in 0..h {
+        for j in 0..w {
+            let (rows, cols) = (span(i, h, mh), span(j, w, mw));
+            let mut sum = 0.0f32;
+            for y in rows.clone() {
+                for x in cols.clone() {
+                    let m = mask.get_pixel(x as u32, y as u32)[0] as f32 / 255.0;
+                    sum += 4.0 * m * (1.0 - m);
+                }
+            }
+            out.push(sum / (rows.len() * cols.len()).max(1) as f32);
+        }
+    }
+    out
+}
+
+/// The Face X-ray targets of a batch, one blend mask (or none) per image, and the weight of their
+/// loss beside the classifier's.
+#[derive(Clone, Copy)]
+pub struct Xray<'a> {
+    pub masks: &'a [Option<GrayImage>],
+    pub weight: f32,
+}
+
 /// The loss weights of a real and of a fake image in training on `train` with `cfg`.
 pub fn class_weights(train: &[Item], cfg: &TrainConfig) -> [f32; 2] {
     if !cfg.balance_classes {
@@ -175,8 +222,9 @@ pub fn class_weights(train: &[Item], cfg: &TrainConfig) -> [f32; 2] {
 }
 
 /// One optimisation step on a batch of face crops, a real image's loss weighed `weight[0]` and a
-/// fake's `weight[1]`: the updated model, the batch's mean loss, and how many of its images the
-/// model (before the update) classified right.
+/// fake's `weight[1]`, plus the X-ray loss when `xray` is given and the model has the head: the
+/// updated model, the batch's mean loss, and how many of its images the model (before the
+/// update) classified right.
 #[allow(clippy::too_many_arguments)]
 pub fn step(
     model: Net,
@@ -185,13 +233,22 @@ pub fn step(
     images: &[RgbImage],
     fake: &[bool],
     weight: [f32; 2],
+    xray: Option<Xray>,
     meta: &ModelMeta,
     device: &Device,
 ) -> Result<(Net, f64, usize)> {
-    let logits = model.forward(batch(images, meta, device));
+    let (logits, map) = model.forward_with_xray(batch(images, meta, device));
     let w: Vec<f32> = fake.iter().map(|&f| weight[usize::from(f)]).collect();
     let w = Tensor::from_data(TensorData::new(w, [fake.len()]), device);
-    let loss = weighted_bce_with_logits(logits.clone(), labels(fake, device), w);
+    let mut loss = weighted_bce_with_logits(logits.clone(), labels(fake, device), w);
+    if let (Some(map), Some(xray)) = (map, xray) {
+        let [n, _, h, w] = map.dims();
+        ensure!(xray.masks.len() == n, "{} X-ray masks for {n} images", xray.masks.len());
+        let target: Vec<f32> =
+            xray.masks.iter().flat_map(|m| xray_target(m.as_ref(), h, w)).collect();
+        let target = Tensor::from_data(TensorData::new(target, [n * h * w]), device);
+        loss = loss + bce_with_logits(map.reshape([n * h * w]), target).mul_scalar(xray.weight);
+    }
     let z = to_vec(logits.detach())?;
     let correct = z.iter().zip(fake).filter(|(z, f)| (**z >= 0.0) == **f).count();
     let loss_value = to_vec(loss.clone().detach())?[0] as f64;
@@ -280,21 +337,29 @@ pub fn train(
                 eprint!("\repoch {epoch}/{}: batch {}/{batches}", cfg.epochs, b + 1);
             }
             let mut images = Vec::with_capacity(chunk.len());
+            let mut masks = Vec::with_capacity(chunk.len());
             let mut fake = Vec::with_capacity(chunk.len());
             for &(i, made) in chunk {
                 let item = &train[i];
-                let face = match made {
+                let (face, mask) = match made {
                     Some(kind) => {
                         let k = item.keypoints.as_ref();
-                        kind.make(&item.image, k, sources, &settings, &mut rng)?
+                        kind.make_with_mask(&item.image, k, sources, &settings, &mut rng)?
                     }
-                    None => item.image.clone(),
+                    None => (item.image.clone(), None),
                 };
-                images.push(if cfg.augment { augment(&face, &mut rng) } else { face });
+                let (face, mask) = if cfg.augment {
+                    augment_with_mask(&face, mask.as_ref(), &mut rng)
+                } else {
+                    (face, mask)
+                };
+                images.push(face);
+                masks.push(mask);
                 fake.push(item.fake || made.is_some());
             }
+            let xray = (cfg.xray > 0.0).then_some(Xray { masks: &masks, weight: cfg.xray });
             let (updated, loss, right) =
-                step(model, &mut optim, cfg.lr, &images, &fake, weight, meta, &device)?;
+                step(model, &mut optim, cfg.lr, &images, &fake, weight, xray, meta, &device)?;
             // A diverged run would train every epoch on NaN weights and export a model without a
             // threshold; it stops here, before anything of this epoch is written.
             ensure!(
@@ -383,8 +448,9 @@ mod tests {
             .collect();
         let fake = [false, true, false, true];
         let mut optim = super::checkpoint::adam();
-        let (net, ..) = step(net, &mut optim, 1e-2, &images, &fake, [1.0, 1.0], &meta, &device)
-            .expect("a step");
+        let (net, ..) =
+            step(net, &mut optim, 1e-2, &images, &fake, [1.0, 1.0], None, &meta, &device)
+                .expect("a step");
         let after = values(&net);
         for (i, what) in
             ["stem weights", "stem running mean", "block 3 weights", "block 3 variance"]
@@ -394,6 +460,63 @@ mod tests {
             assert_eq!(before[i], after[i], "{what} moved");
         }
         assert_ne!(before[4], after[4], "block 4's weights did not train");
+    }
+
+    /// The X-ray target of a real self-blend: high where the mask's soft edge crosses the face's
+    /// outline, zero in the corners (one source) and without a mask.
+    #[test]
+    fn the_xray_target_lies_on_the_blend_boundary() {
+        let photo = image::open(testkit::photo("lenna.png")).expect("lenna.png").into_rgb8();
+        let face = image::imageops::resize(&photo, 160, 160, image::imageops::FilterType::Triangle);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let (_, mask) = crate::fakes::sbi::self_blend_with_mask(&face, None, 1.0, &mut rng);
+        let target = xray_target(Some(&mask), 10, 10);
+        let at = |i: usize, j: usize| target[i * 10 + j];
+        assert!([at(0, 0), at(9, 9), at(0, 9)].iter().all(|&t| t < 0.01), "{target:?}");
+        let peak = target.iter().cloned().fold(0.0, f32::max);
+        assert!(peak > 0.2, "{target:?}");
+        // The boundary's cells: partly blended, unlike the corners.
+        assert!(target.iter().filter(|&&t| t > 0.1).count() >= 8, "{target:?}");
+        assert_eq!(xray_target(None, 4, 3), vec![0.0; 12]);
+    }
+
+    /// A step with X-ray targets trains the head; the classifier's logits are the same whether the
+    /// head is there or not.
+    #[test]
+    fn the_xray_head_trains_on_its_targets_and_leaves_the_logits_alone() {
+        use crate::nets::mobilenet_v2::MobileNetV2;
+        let device = Device::flex().autodiff();
+        let net = Net::V2(MobileNetV2::new(1, &device).with_xray(&device));
+        let images: Vec<RgbImage> = (0..4u8)
+            .map(|i| RgbImage::from_fn(64, 64, |x, y| image::Rgb([i * 60, (x * 4) as u8, y as u8])))
+            .collect();
+        let meta = crate::run::model_meta();
+        let x = batch(&images, &meta, &device);
+        let (logits, map) = net.forward_with_xray(x.clone());
+        // Cloned once drawn (by that forward), so the copy without the head has the same weights.
+        let Net::V2(m) = &net else { unreachable!("built as V2") };
+        let plain = Net::V2(MobileNetV2 { xray: None, ..m.clone() });
+        assert_eq!(to_vec(logits).expect("logits"), to_vec(plain.forward(x)).expect("logits"));
+        let map = map.expect("the head's map");
+        assert_eq!(map.dims(), [4, 1, 4, 4]);
+        // A fresh head is silent: the prior everywhere, whatever the features.
+        let prior = crate::nets::mobilenet_v2::XRAY_PRIOR;
+        assert!(to_vec(map).expect("map").iter().all(|&v| v == prior));
+
+        let head = |net: &Net| {
+            let Net::V2(m) = net else { unreachable!("built as V2") };
+            let conv = m.xray.as_ref().expect("the head");
+            conv.weight.val().into_data().try_to_vec::<f32>().expect("f32")
+        };
+        let before = head(&net);
+        let masks = [None, Some(GrayImage::from_pixel(64, 64, image::Luma([128]))), None, None];
+        let xray = Some(Xray { masks: &masks, weight: 1.0 });
+        let fake = [false, true, false, true];
+        let mut optim = super::checkpoint::adam();
+        let (net, ..) =
+            step(net, &mut optim, 1e-2, &images, &fake, [1.0, 1.0], xray, &meta, &device)
+                .expect("a step");
+        assert_ne!(head(&net), before, "the head did not train");
     }
 
     #[test]

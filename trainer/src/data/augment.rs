@@ -38,6 +38,7 @@ pub fn augment_with_mask(
     let cw = ((w as f32 * (area * aspect).sqrt()).round() as u32).clamp(1, w);
     let ch = ((h as f32 * (area / aspect).sqrt()).round() as u32).clamp(1, h);
     let (x, y) = (rng.random_range(0..=w - cw), rng.random_range(0..=h - ch));
+    /// The image flipped when drawn so, then the drawn part of it resized back to its size.
     fn moved<P>(img: &Image<P>, flip: bool, crop: [u32; 4]) -> Image<P>
     where
         P: Pixel + 'static,

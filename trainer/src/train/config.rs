@@ -178,6 +178,13 @@ mod tests {
         assert!(err.to_string().contains("--high-pass is for mobilenet-v2 only"), "{err}");
         assert!(config(v3, 0.0, None).check().is_err());
         let v2 = Backbone::MobilenetV2;
+        let xray = |w, backbone| TrainConfig { xray: w, ..config(backbone, 1.0, None) };
+        assert!(xray(5.0, v2).check().is_ok());
+        assert!(xray(0.0, v3).check().is_ok());
+        for (cfg, says) in [(xray(5.0, v3), "mobilenet-v2 only"), (xray(-1.0, v2), "-1")] {
+            let err = cfg.check().expect_err("refused").to_string();
+            assert!(err.contains("--xray") && err.contains(says), "{err}");
+        }
         let frozen =
             |n, backbone, start| TrainConfig { freeze_blocks: n, ..config(backbone, 1.0, start) };
         assert!(frozen(17, v2, Some("w.pth")).check().is_ok());

@@ -348,6 +348,8 @@ pub fn train(
                     }
                     None => (item.image.clone(), None),
                 };
+                // Only the X-ray head reads the masks; without it they are not carried along.
+                let mask = mask.filter(|_| cfg.xray > 0.0);
                 let (face, mask) = if cfg.augment {
                     augment_with_mask(&face, mask.as_ref(), &mut rng)
                 } else {

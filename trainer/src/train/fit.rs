@@ -208,6 +208,9 @@ pub fn xray_target(mask: Option<&GrayImage>, h: usize, w: usize) -> Vec<f32> {
 #[derive(Clone, Copy)]
 pub struct Xray<'a> {
     pub masks: &'a [Option<GrayImage>],
+    /// Whether each image's boundary is known: not for the data folders' own fakes, which may
+    /// hold a blend no mask records, so they are left out of the X-ray loss.
+    pub known: &'a [bool],
     pub weight: f32,
 }
 
@@ -243,11 +246,25 @@ pub fn step(
     let mut loss = weighted_bce_with_logits(logits.clone(), labels(fake, device), w);
     if let (Some(map), Some(xray)) = (map, xray) {
         let [n, _, h, w] = map.dims();
-        ensure!(xray.masks.len() == n, "{} X-ray masks for {n} images", xray.masks.len());
-        let target: Vec<f32> =
-            xray.masks.iter().flat_map(|m| xray_target(m.as_ref(), h, w)).collect();
-        let target = Tensor::from_data(TensorData::new(target, [n * h * w]), device);
-        loss = loss + bce_with_logits(map.reshape([n * h * w]), target).mul_scalar(xray.weight);
+        ensure!(
+            xray.masks.len() == n && xray.known.len() == n,
+            "{} X-ray masks and {} known boundaries for {n} images",
+            xray.masks.len(),
+            xray.known.len()
+        );
+        let known = xray.known.iter().filter(|&&k| k).count();
+        if known > 0 {
+            let target: Vec<f32> =
+                xray.masks.iter().flat_map(|m| xray_target(m.as_ref(), h, w)).collect();
+            let cells: Vec<f32> =
+                xray.known.iter().flat_map(|&k| vec![f32::from(u8::from(k)); h * w]).collect();
+            let target = Tensor::from_data(TensorData::new(target, [n * h * w]), device);
+            let cells = Tensor::from_data(TensorData::new(cells, [n * h * w]), device);
+            // The mean over the known images' cells alone, so unknown ones do not dilute it.
+            let scale = xray.weight * n as f32 / known as f32;
+            let map = map.reshape([n * h * w]);
+            loss = loss + weighted_bce_with_logits(map, target, cells).mul_scalar(scale);
+        }
     }
     let z = to_vec(logits.detach())?;
     let correct = z.iter().zip(fake).filter(|(z, f)| (**z >= 0.0) == **f).count();
@@ -338,6 +355,7 @@ pub fn train(
             }
             let mut images = Vec::with_capacity(chunk.len());
             let mut masks = Vec::with_capacity(chunk.len());
+            let mut known = Vec::with_capacity(chunk.len());
             let mut fake = Vec::with_capacity(chunk.len());
             for &(i, made) in chunk {
                 let item = &train[i];
@@ -357,9 +375,11 @@ pub fn train(
                 };
                 images.push(face);
                 masks.push(mask);
+                known.push(made.is_some() || !item.fake);
                 fake.push(item.fake || made.is_some());
             }
-            let xray = (cfg.xray > 0.0).then_some(Xray { masks: &masks, weight: cfg.xray });
+            let xray =
+                (cfg.xray > 0.0).then_some(Xray { masks: &masks, known: &known, weight: cfg.xray });
             let (updated, loss, right) =
                 step(model, &mut optim, cfg.lr, &images, &fake, weight, xray, meta, &device)?;
             // A diverged run would train every epoch on NaN weights and export a model without a
@@ -485,7 +505,7 @@ mod tests {
     /// A step with X-ray targets trains the head; the classifier's logits are the same whether the
     /// head is there or not.
     #[test]
-    fn the_xray_head_trains_on_its_targets_and_leaves_the_logits_alone() {
+    fn the_xray_head_trains_on_known_boundaries_and_leaves_the_logits_alone() {
         use crate::nets::mobilenet_v2::MobileNetV2;
         let device = Device::flex().autodiff();
         let net = Net::V2(MobileNetV2::new(1, &device).with_xray(&device));
@@ -512,9 +532,15 @@ mod tests {
         };
         let before = head(&net);
         let masks = [None, Some(GrayImage::from_pixel(64, 64, image::Luma([128]))), None, None];
-        let xray = Some(Xray { masks: &masks, weight: 1.0 });
         let fake = [false, true, false, true];
         let mut optim = super::checkpoint::adam();
+        // Images whose boundary is unknown (the data folders' own fakes) teach the head nothing.
+        let unknown = Some(Xray { masks: &masks, known: &[false; 4], weight: 1.0 });
+        let (net, ..) =
+            step(net, &mut optim, 1e-2, &images, &fake, [1.0, 1.0], unknown, &meta, &device)
+                .expect("a step");
+        assert_eq!(head(&net), before, "the head trained on unknown boundaries");
+        let xray = Some(Xray { masks: &masks, known: &[true, true, false, true], weight: 1.0 });
         let (net, ..) =
             step(net, &mut optim, 1e-2, &images, &fake, [1.0, 1.0], xray, &meta, &device)
                 .expect("a step");

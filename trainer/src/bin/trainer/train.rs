@@ -80,8 +80,9 @@ pub struct TrainArgs {
     #[arg(long)]
     balance_classes: bool,
     /// Also teach mobilenet-v2 to map where the blended kinds (sbi, swap) put their blend
-    /// boundary (Face X-ray), this loss weighed W beside the classifier's; the map is for
-    /// training only and is not exported (0: off).
+    /// boundary (Face X-ray), this loss weighed W beside the classifier's (the data folders' own
+    /// fakes, whose boundary no mask records, are left out of it); the map is for training only
+    /// and is not exported (0: off).
     #[arg(
         long,
         value_name = "W",

@@ -260,7 +260,9 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
             .map(|k| k.name())
             .collect();
         log(&if blended.is_empty() {
-            "X-ray head: no blended kind (sbi, swap) is made, so its target is empty".to_string()
+            "X-ray head: no blended kind (sbi, swap) is made, so it learns only that no face holds a \
+             boundary (--xray 0 turns it off)"
+                .to_string()
         } else {
             let weight = cfg.train.xray;
             format!("X-ray head: the blend boundaries of {}, weighed {weight}", blended.join(", "))

@@ -14,6 +14,9 @@ pub const MIN_INPUT: u32 = 32;
 pub const MAX_INPUT: u32 = 1024;
 /// The largest weight of the X-ray loss (Face X-ray weighs its own 100 times the classifier's).
 pub const MAX_XRAY: f32 = 100.0;
+/// The X-ray weight a mobilenet-v2 run gets unless told otherwise: on the leave-one-kind-out
+/// splits it caught every kind left out a little better than no head (models/LOKO.md).
+pub const DEFAULT_XRAY: f32 = 5.0;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -48,6 +51,7 @@ pub struct TrainConfig {
     pub balance_classes: bool,
     /// The weight of the Face X-ray loss beside the classifier's (0: no X-ray head): MobileNetV2
     /// also learns to map where the blended kinds' boundary lies (`MobileNetV2::with_xray`).
+    /// Saved runs from before the head read as 0.
     #[serde(default)]
     pub xray: f32,
     /// Colour and brightness change of the self-blended fakes (1: the paper's range).

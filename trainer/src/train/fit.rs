@@ -112,7 +112,7 @@ pub fn balanced_weights(real: usize, fake: usize) -> [f32; 2] {
 }
 
 /// A tensor's values as f32.
-pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("tensor data: {e:?}"))
 }
 

@@ -4,9 +4,11 @@
 //! `fake/<kind>/` as `trainer fakes` writes them, or `fake/` alone) and prints a CSV: set, kind (or `real`), file,
 //! the classifier's p(FAKE), and the head's largest and mean logit over the map.
 
+mod common;
+
 use anyhow::{bail, Context, Result};
-use image::RgbImage;
-use std::path::{Path, PathBuf};
+use common::crops;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use trainer::train::checkpoint::Checkpoints;
 use trainer::train::fit::{batch, to_vec};
@@ -19,23 +21,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The images of a folder and their file names, sorted by name.
-fn crops(dir: &Path) -> Result<Vec<(String, RgbImage)>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
-    let mut out = vec![];
-    for path in paths {
-        let img = image::open(&path).with_context(|| format!("{}", path.display()))?;
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        out.push((name, img.to_rgb8()));
-    }
-    Ok(out)
 }
 
 fn probe() -> Result<()> {

@@ -7,7 +7,10 @@
 //! how each score follows sharpness on the real faces (Spearman), the shortcut the probe warned of.
 //! `--csv` also writes every face's scores (set, kind or `real`, file name, then the scores).
 
+mod common;
+
 use anyhow::{bail, Context, Result};
+use common::crops;
 use image::RgbImage;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,28 +27,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The images of a folder (not its subfolders) and their file names, sorted by name; unreadable
-/// ones are reported and skipped.
-fn crops(dir: &Path) -> Result<Vec<(String, RgbImage)>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
-    let mut out = vec![];
-    for path in paths {
-        match image::open(&path) {
-            Ok(img) => {
-                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                out.push((name, img.to_rgb8()));
-            }
-            Err(e) => eprintln!("zed: skipped {}: {e}", path.display()),
-        }
-    }
-    Ok(out)
 }
 
 /// The scores a line of the table reads: each level's surprise, the change between levels, and

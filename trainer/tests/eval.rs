@@ -190,6 +190,14 @@ fn eval_scores_as_edge_does_and_its_figures_follow_from_its_csv() {
         assert!((got - want).abs() < 1e-9, "{key}: {got} against {want}");
     };
     near("auc", pairwise_auc(&rows, |r| r.p_fake));
+    let interval: Vec<f64> = pooled["auc_interval"]
+        .as_array()
+        .expect("an AUC interval with both classes")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let auc = pooled["auc"].as_f64().expect("auc");
+    assert!(interval.len() == 2 && interval[0] <= auc && auc <= interval[1], "{interval:?} {auc}");
     near("average_precision", mean_precision_at_fakes(&rows));
     near("eer", brute_force_eer(&rows));
     let threshold = summary["threshold"].as_f64().expect("threshold") as f32;
@@ -217,7 +225,7 @@ fn eval_scores_as_edge_does_and_its_figures_follow_from_its_csv() {
     }
     let md = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
     assert!(
-        md.contains("| ROC AUC |")
+        md.contains("| ROC AUC (95 % interval) |")
             && md.contains("## Shortcut audit")
             && md.contains("Images without a face: 1; unreadable: 1"),
         "{md}"
@@ -241,7 +249,8 @@ fn eval_with_every_face_and_one_class_only() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary"))
             .expect("JSON");
     // Real faces only: AUC, EER and AP undefined, said so; the false alarms still counted.
-    assert!(summary["pooled"]["auc"].is_null() && summary["pooled"]["eer"].is_null());
+    let pooled = &summary["pooled"];
+    assert!(pooled["auc"].is_null() && pooled["auc_interval"].is_null() && pooled["eer"].is_null());
     assert!(summary["pooled"]["false_alarm_rate"].is_f64());
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("Only one class was found"), "{stdout}");

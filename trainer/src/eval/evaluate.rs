@@ -3,7 +3,7 @@
 //! score per face): ROC AUC, EER, average precision, and at the model's threshold the accuracy and
 //! the share of real faces called FAKE. Each `--data` root is reported on its own and pooled.
 
-use super::metrics::{auc, average_precision, eer, pr_curve, roc, Confusion};
+use super::metrics::{auc, auc_interval, average_precision, eer, pr_curve, roc, Confusion};
 use super::plot;
 use super::shortcuts::{self, CueAudit, Cues};
 use crate::data::faces::centre_crop;
@@ -48,12 +48,17 @@ pub struct ScoredFace {
     pub cues: Cues,
 }
 
+/// Bootstrap samples behind each AUC's interval: its ends move by about 0.005 between seeds.
+const AUC_DRAWS: usize = 1000;
+
 /// The figures of one set of faces. Those that need both classes are `None` without one.
 #[derive(Clone, Debug, Serialize)]
 pub struct Figures {
     pub real_faces: usize,
     pub fake_faces: usize,
     pub auc: Option<f64>,
+    /// Its 95 % bootstrap interval over the faces (`metrics::auc_interval`).
+    pub auc_interval: Option<[f64; 2]>,
     /// Equal error rate and its threshold.
     pub eer: Option<f64>,
     pub eer_threshold: Option<f32>,
@@ -81,6 +86,7 @@ impl Figures {
             real_faces,
             fake_faces,
             auc: both.then(|| auc(&p, &fake)),
+            auc_interval: auc_interval(&p, &fake, AUC_DRAWS).map(|(lo, hi)| [lo, hi]),
             eer: eer.map(|e| e.0),
             eer_threshold: eer.map(|e| e.1),
             average_precision: if both { average_precision(&p, &fake) } else { None },
@@ -389,11 +395,14 @@ pub fn markdown(eval: &Evaluation) -> String {
         None => "n/a".into(),
     };
     let row = |name: &str, f: &Figures| {
+        let auc = match (f.auc, f.auc_interval) {
+            (Some(auc), Some([lo, hi])) => format!("{auc:.4} ({lo:.2}–{hi:.2})"),
+            (auc, _) => num(auc),
+        };
         format!(
-            "| {name} | {} | {} | {} | {} | {} | {:.4} | {} | {} |\n",
+            "| {name} | {} | {} | {auc} | {} | {} | {:.4} | {} | {} |\n",
             f.real_faces,
             f.fake_faces,
-            num(f.auc),
             num(f.eer),
             num(f.average_precision),
             f.accuracy,
@@ -403,7 +412,7 @@ pub fn markdown(eval: &Evaluation) -> String {
     };
     let mut md = format!(
         "# Evaluation of {}\n\nFAKE is the positive class; {}; threshold {:.4}.\n\n\
-         | data | real faces | fake faces | ROC AUC | EER | AP | accuracy | real called FAKE | fakes caught |\n\
+         | data | real faces | fake faces | ROC AUC (95 % interval) | EER | AP | accuracy | real called FAKE | fakes caught |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         eval.model.display(),
         match (eval.crops, eval.all_faces) {

@@ -58,6 +58,12 @@ fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
     for key in ["accuracy", "precision", "recall", "f1", "auc", "threshold", "confusion"] {
         assert!(metrics.get(key).is_some(), "metrics.json lacks {key}: {metrics}");
     }
+    // The AUC's interval holds it (the validation set has both classes: fakes are made of it).
+    let auc = metrics["auc"].as_f64().expect("auc");
+    let interval: Vec<f64> = (metrics["auc_interval"].as_array().into_iter().flatten())
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    assert!(interval.len() == 2 && interval[0] <= auc && auc <= interval[1], "{metrics}");
     for png in ["loss.png", "accuracy.png", "roc.png", "confusion.png"] {
         let img = image::open(run.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
         assert!(img.width() > 100 && img.height() > 100);
@@ -69,6 +75,7 @@ fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
     }
     let report = std::fs::read_to_string(run.join("report.md")).expect("report");
     assert!(report.contains("largest |p(FAKE) − burn's|"), "{report}");
+    assert!(report.contains("(95 % interval "), "{report}");
 
     // The second run finds every crop in the cache: no detection, same crops, same split.
     let rerun = trainer(&tmp, &tmp.join("run2"), &["--epochs", "1"]);

@@ -3,7 +3,9 @@
 //! score per face): ROC AUC, EER, average precision, and at the model's threshold the accuracy and
 //! the share of real faces called FAKE. Each `--data` root is reported on its own and pooled.
 
-use super::metrics::{auc, auc_interval, average_precision, eer, pr_curve, roc, Confusion};
+use super::metrics::{
+    auc, auc_interval, average_precision, eer, pr_curve, roc, Confusion, AUC_DRAWS,
+};
 use super::plot;
 use super::shortcuts::{self, CueAudit, Cues};
 use crate::data::faces::centre_crop;
@@ -47,9 +49,6 @@ pub struct ScoredFace {
     /// Trivial properties of the face, for the shortcut audit.
     pub cues: Cues,
 }
-
-/// Bootstrap samples behind each AUC's interval: its ends move by about 0.005 between seeds.
-const AUC_DRAWS: usize = 1000;
 
 /// The figures of one set of faces. Those that need both classes are `None` without one.
 #[derive(Clone, Debug, Serialize)]

@@ -80,13 +80,17 @@ pub fn write(
     )?;
 
     let best = &trained.history[trained.best_epoch - 1];
+    // A few dozen validation faces leave the AUC uncertain by several hundredths; say how much.
+    let interval = m.auc_interval.map_or(String::new(), |(lo, hi)| {
+        format!(" (95 % interval {lo:.2}–{hi:.2}, a bootstrap over the validation faces)")
+    });
     let report = format!(
         "# Training report\n\n\
          Best epoch {} of {} by validation ROC AUC ({:.4}); its model is the one exported.\n\n\
          ## Validation metrics (FAKE is the positive class)\n\n\
          | | precision | recall | F1 | support |\n| --- | ---: | ---: | ---: | ---: |\n\
          | REAL | {:.4} | {:.4} | {:.4} | {} |\n| FAKE | {:.4} | {:.4} | {:.4} | {} |\n\n\
-         Accuracy {:.4}, ROC AUC {:.4}.\n\n\
+         Accuracy {:.4}, ROC AUC {:.4}{}.\n\n\
          Decision threshold {:.4}: on the validation set, {}, halfway between the scores either side of \
          it; it is stored in the model's metadata and `edge` uses it unless \
          `--threshold` is given.\n\n```\n{confusion}```\n\n\
@@ -100,7 +104,7 @@ pub fn write(
         best.val_auc,
         m.real.precision, m.real.recall, m.real.f1, m.real.support,
         m.fake.precision, m.fake.recall, m.fake.f1, m.fake.support,
-        m.accuracy, m.auc, m.threshold, rule.describe(),
+        m.accuracy, m.auc, interval, m.threshold, rule.describe(),
         parity.images, parity.onnx_max_abs_diff, parity.tflite_max_abs_diff,
     );
     files::write(&out.join("report.md"), report)?;

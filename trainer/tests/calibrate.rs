@@ -76,6 +76,13 @@ fn a_calibrated_model_calls_at_most_the_share_asked_fake_in_edge() {
     let run = calibrate(&copy, &real, &["--max-false-alarm", "0"]);
     assert!(run.status.success(), "calibrate: {}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(edge_labels(&copy, &real), (35, 0));
+    // No alarm in 35 faces still allows up to 1 − 0.05^(1/35) = 8.2 % on new faces.
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("0 of 35 real faces called FAKE")
+            && stdout.contains("on new faces like these at most 8.2 %, with 95 % confidence"),
+        "{stdout}"
+    );
     let backup = std::fs::read(tmp.join("copy.bak.onnx")).expect("backup");
     assert_eq!(backup, std::fs::read(root().join("models/classifier.onnx")).expect("model"));
 }

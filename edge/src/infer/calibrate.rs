@@ -52,6 +52,9 @@ pub struct Calibration {
     pub faces: usize,
     /// Real faces the new threshold calls FAKE.
     pub called_fake: usize,
+    /// How high the share of new real faces like these that it calls FAKE may be
+    /// ([`false_alarm_bound`]).
+    pub false_alarm_bound: f64,
     pub written: PathBuf,
     /// The original model, when calibrated in place.
     pub backup: Option<PathBuf>,
@@ -76,6 +79,45 @@ pub fn threshold_for(real: &[f32], rate: f64) -> f32 {
     } else {
         below.next_up()
     }
+}
+
+/// The one-sided 95 % upper confidence bound (Clopper–Pearson) on the share of new real faces
+/// that a threshold calls FAKE, having called `called` of `faces` such faces FAKE: the rate at
+/// which seeing so few alarms had a 5 % chance. It holds for faces drawn as these were; faces of
+/// one camera or person vary together, so the truth on another site can be higher still.
+pub fn false_alarm_bound(called: usize, faces: usize) -> f64 {
+    if called >= faces {
+        return 1.0;
+    }
+    let (k, n) = (called as f64, faces as f64);
+    // ln P(X ≤ k) for X ~ Binomial(n, p), summed in logs: n·ln(1 − p) alone underflows f64 once
+    // n is in the thousands.
+    let ln_cdf = |p: f64| {
+        let (lp, lq) = (p.ln(), (-p).ln_1p());
+        let mut ln_choose = 0.0;
+        let terms: Vec<f64> = (0..=called)
+            .map(|i| {
+                let i = i as f64;
+                if i > 0.0 {
+                    ln_choose += ((n - i + 1.0) / i).ln();
+                }
+                ln_choose + i * lp + (n - i) * lq
+            })
+            .collect();
+        let top = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        top + terms.iter().map(|t| (t - top).exp()).sum::<f64>().ln()
+    };
+    // P(X ≤ k) falls as p grows: bisect for the p where it is 5 %.
+    let (mut lo, mut hi) = (k / n, 1.0);
+    for _ in 0..64 {
+        let mid = (lo + hi) / 2.0;
+        if ln_cdf(mid) > 0.05f64.ln() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 /// The faces of one image that a measurement counts, with their index in the image: the largest
@@ -137,12 +179,14 @@ pub fn calibrate(
     });
     let meta = ModelMeta { threshold, ..classifier.meta.clone() };
     let (written, backup) = write_threshold(&request.model, request.out.as_deref(), &meta)?;
+    let called_fake = p.iter().filter(|&&v| v >= threshold).count();
     Ok(Calibration {
         threshold,
         previous_threshold: classifier.meta.threshold,
         max_false_alarm: rate,
         faces: p.len(),
-        called_fake: p.iter().filter(|&&v| v >= threshold).count(),
+        called_fake,
+        false_alarm_bound: false_alarm_bound(called_fake, p.len()),
         written,
         backup,
         no_face,
@@ -166,13 +210,15 @@ impl fmt::Display for Calibration {
         writeln!(
             f,
             "threshold {:.4} (was {:.4}): {} of {} real faces called FAKE ({:.1} %, at most {:.1} % \
-             asked); {} images without a face, {} unreadable",
+             asked; on new faces like these at most {:.1} %, with 95 % confidence); {} images \
+             without a face, {} unreadable",
             self.threshold,
             self.previous_threshold,
             self.called_fake,
             self.faces,
             100.0 * self.called_fake as f64 / self.faces as f64,
             100.0 * self.max_false_alarm,
+            100.0 * self.false_alarm_bound,
             self.no_face,
             self.unreadable.len()
         )?;
@@ -243,6 +289,25 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Clopper–Pearson's bound against its closed form at no alarm (1 − 0.05^(1/n)), the normal
+    /// approximation where it holds, and its edges.
+    #[test]
+    fn the_false_alarm_bound_is_clopper_pearsons() {
+        for n in [1usize, 35, 300] {
+            let exact = 1.0 - 0.05f64.powf(1.0 / n as f64);
+            assert!((false_alarm_bound(0, n) - exact).abs() < 1e-9, "{n}");
+        }
+        // 0 of 35: the "rule of three" says about 3/35.
+        assert!((false_alarm_bound(0, 35) - 0.0820).abs() < 1e-3);
+        // 1,000 of 100,000: 1 % plus 1.645 standard errors, give or take the skew.
+        let normal = 0.01 + 1.645 * (0.01f64 * 0.99 / 100_000.0).sqrt();
+        let bound = false_alarm_bound(1000, 100_000);
+        assert!(bound > 0.01 && (bound - normal).abs() < 2e-4, "{bound} against {normal}");
+        assert!(false_alarm_bound(1, 35) > false_alarm_bound(0, 35));
+        assert!(false_alarm_bound(1, 350) < false_alarm_bound(1, 35));
+        assert_eq!(false_alarm_bound(5, 5), 1.0);
+    }
     use crate::infer::classify::{Label, OutputKind};
 
     #[test]

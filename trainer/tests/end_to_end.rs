@@ -76,6 +76,7 @@ fn tiny_run_trains_reports_exports_and_edge_runs_the_models() {
     let report = std::fs::read_to_string(run.join("report.md")).expect("report");
     assert!(report.contains("largest |p(FAKE) − burn's|"), "{report}");
     assert!(report.contains("(95 % interval "), "{report}");
+    assert!(report.contains("on new faces like them the share may be up to"), "{report}");
 
     // The second run finds every crop in the cache: no detection, same crops, same split.
     let rerun = trainer(&tmp, &tmp.join("run2"), &["--epochs", "1"]);

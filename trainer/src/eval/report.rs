@@ -84,6 +84,20 @@ pub fn write(
     let interval = m.auc_interval.map_or(String::new(), |(lo, hi)| {
         format!(" (95 % interval {lo:.2}–{hi:.2}, a bootstrap over the validation faces)")
     });
+    // What the validation's real faces can promise about new ones (edge calibrate's bound).
+    let (called, reals) = (c.false_fake, c.true_real + c.false_fake);
+    let alarms = if reals > 0 {
+        let bound = edge::infer::calibrate::false_alarm_bound(called, reals);
+        format!(
+            "It calls {called} of the {reals} REAL validation faces FAKE; on new faces like them \
+             the share may be up to {:.1} % (the one-sided 95 % Clopper–Pearson bound), so set it \
+             on your own real faces (`trainer calibrate`, `edge calibrate`) where false alarms \
+             matter.",
+            100.0 * bound
+        )
+    } else {
+        String::new()
+    };
     let report = format!(
         "# Training report\n\n\
          Best epoch {} of {} by validation ROC AUC ({:.4}); its model is the one exported.\n\n\
@@ -93,7 +107,7 @@ pub fn write(
          Accuracy {:.4}, ROC AUC {:.4}{}.\n\n\
          Decision threshold {:.4}: on the validation set, {}, halfway between the scores either side of \
          it; it is stored in the model's metadata and `edge` uses it unless \
-         `--threshold` is given.\n\n```\n{confusion}```\n\n\
+         `--threshold` is given. {alarms}\n\n```\n{confusion}```\n\n\
          ![loss](loss.png) ![accuracy](accuracy.png)\n\n![ROC](roc.png) ![confusion](confusion.png)\n\n\
          ## Export\n\n`model.onnx` and `model.tflite` (metadata in `model.json` and in the ONNX file), loaded back through \
          `edge` on the {} validation images: largest |p(FAKE) − burn's| {:.2e} (ONNX), {:.2e} (TFLite).\n\n\

@@ -289,6 +289,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::infer::classify::{Label, OutputKind};
 
     /// Clopper–Pearson's bound against its closed form at no alarm (1 − 0.05^(1/n)), the normal
     /// approximation where it holds, and its edges.
@@ -308,7 +309,6 @@ mod tests {
         assert!(false_alarm_bound(1, 350) < false_alarm_bound(1, 35));
         assert_eq!(false_alarm_bound(5, 5), 1.0);
     }
-    use crate::infer::classify::{Label, OutputKind};
 
     #[test]
     fn threshold_calls_at_most_the_share_asked() {

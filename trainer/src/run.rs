@@ -261,7 +261,7 @@ fn run_from(cfg: &RunConfig, resume: bool, mut log: impl FnMut(&str)) -> Result<
             .collect();
         log(&if blended.is_empty() {
             "X-ray head: no blended kind (sbi, swap) is made, so it learns only that no face holds a \
-             boundary (--xray 0 turns it off)"
+             boundary"
                 .to_string()
         } else {
             let weight = cfg.train.xray;

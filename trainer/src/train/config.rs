@@ -14,10 +14,6 @@ pub const MIN_INPUT: u32 = 32;
 pub const MAX_INPUT: u32 = 1024;
 /// The largest weight of the X-ray loss (Face X-ray weighs its own 100 times the classifier's).
 pub const MAX_XRAY: f32 = 100.0;
-/// The X-ray weight a mobilenet-v2 run gets unless told otherwise: on the leave-one-kind-out
-/// splits it caught every kind left out a little better than no head, though within the noise
-/// of so few faces (models/LOKO.md).
-pub const DEFAULT_XRAY: f32 = 5.0;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {

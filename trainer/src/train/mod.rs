@@ -7,5 +7,5 @@ pub mod config;
 pub mod fit;
 
 pub use backend::{Adapter, Backend};
-pub use config::{EpochStats, TrainConfig, DEFAULT_XRAY, MAX_INPUT, MAX_XRAY, MIN_INPUT};
+pub use config::{EpochStats, TrainConfig, MAX_INPUT, MAX_XRAY, MIN_INPUT};
 pub use fit::{train, Item, Trained};

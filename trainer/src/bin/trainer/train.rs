@@ -11,7 +11,7 @@ use trainer::eval::metrics::ThresholdRule;
 use trainer::fakes::kind::FakeKind;
 use trainer::nets::{mobilenet_v2, Backbone};
 use trainer::run::{resume, run, saved_config, RunConfig};
-use trainer::train::{Adapter, Backend, TrainConfig, DEFAULT_XRAY, MAX_INPUT, MAX_XRAY, MIN_INPUT};
+use trainer::train::{Adapter, Backend, TrainConfig, MAX_INPUT, MAX_XRAY, MIN_INPUT};
 
 /// The training options (the command without a subcommand).
 #[derive(Args, Debug)]
@@ -82,10 +82,15 @@ pub struct TrainArgs {
     /// Also teach mobilenet-v2 to map where the blended kinds (sbi, swap) put their blend
     /// boundary (Face X-ray), this loss weighed W beside the classifier's (the data folders' own
     /// fakes, whose boundary no mask records, are left out of it); the map is for training only
-    /// and is not exported (0: off) [default: 5 for mobilenet-v2, the weight that caught kinds
-    /// left out of training best: models/LOKO.md; 0 for mobilenet-v3-small]
-    #[arg(long, value_name = "W", value_parser = within(0.0f32, MAX_XRAY))]
-    xray: Option<f32>,
+    /// and is not exported (0: off; off by default: it caught no kind left out of training
+    /// better, models/LOKO.md).
+    #[arg(
+        long,
+        value_name = "W",
+        default_value_t = 0.0,
+        value_parser = within(0.0f32, MAX_XRAY)
+    )]
+    xray: f32,
     /// Colour and brightness change of self-blended fakes: 1 is the published range, larger
     /// makes them easier to tell.
     #[arg(long, default_value_t = 1.0, value_parser = within(0.0f32, 10.0))]
@@ -242,10 +247,7 @@ pub fn run_command(cli: TrainArgs, matches: &ArgMatches) -> Result<()> {
             high_pass: cli.high_pass,
             freeze_blocks: cli.freeze_blocks,
             balance_classes: cli.balance_classes,
-            xray: cli.xray.unwrap_or(match cli.backbone {
-                Backbone::MobilenetV2 => DEFAULT_XRAY,
-                Backbone::MobilenetV3Small => 0.0,
-            }),
+            xray: cli.xray,
             sbi_strength: cli.sbi_strength,
             augment: !cli.no_augment,
         },

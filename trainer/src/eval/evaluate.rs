@@ -89,7 +89,7 @@ impl Figures {
             eer: eer.map(|e| e.0),
             eer_threshold: eer.map(|e| e.1),
             average_precision: if both { average_precision(&p, &fake) } else { None },
-            accuracy: share(confusion.true_real + confusion.true_fake, fake.len()).unwrap_or(0.0),
+            accuracy: confusion.accuracy(),
             false_alarm_rate: share(confusion.false_fake, real_faces),
             fake_caught_rate: share(confusion.true_fake, fake_faces),
             confusion,

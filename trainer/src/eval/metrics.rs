@@ -30,6 +30,11 @@ impl Confusion {
     pub fn total(&self) -> usize {
         self.true_real + self.false_fake + self.false_real + self.true_fake
     }
+
+    /// The share of faces given their true label (0 without faces).
+    pub fn accuracy(&self) -> f64 {
+        ratio(self.true_real + self.true_fake, self.total())
+    }
 }
 
 /// Precision, recall and F1 of one class.
@@ -83,7 +88,7 @@ impl Metrics {
         let fake = scores(c.true_fake, c.false_fake, c.false_real);
         let real = scores(c.true_real, c.false_real, c.false_fake);
         Metrics {
-            accuracy: ratio(c.true_real + c.true_fake, c.total()),
+            accuracy: c.accuracy(),
             precision: fake.precision,
             recall: fake.recall,
             f1: fake.f1,

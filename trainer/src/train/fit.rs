@@ -279,15 +279,24 @@ fn epoch_rng(seed: u64, epoch: usize) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-/// Validation loss (mean binary cross-entropy of the probabilities) and the metrics at 0.5.
-fn validation_scores(p: &[f32], fake: &[bool]) -> (f64, metrics::Metrics) {
+/// An epoch's validation figures: the loss (mean binary cross-entropy of the probabilities), the
+/// accuracy at 0.5 and the ROC AUC. The full metrics, with the AUC's bootstrap interval, are
+/// computed once, for the kept epoch (`run`).
+struct Validation {
+    loss: f64,
+    accuracy: f64,
+    auc: f64,
+}
+
+fn validation_scores(p: &[f32], fake: &[bool]) -> Validation {
     let loss = p
         .iter()
         .zip(fake)
         .map(|(&p, &f)| -((if f { p } else { 1.0 - p }).clamp(1e-7, 1.0) as f64).ln())
         .sum::<f64>()
         / p.len() as f64;
-    (loss, metrics::Metrics::new(p, fake, 0.5))
+    let accuracy = metrics::Confusion::at(p, fake, 0.5).accuracy();
+    Validation { loss, accuracy, auc: metrics::auc(p, fake) }
 }
 
 /// Trains on `train` (with fakes of `cfg.fakes` made from its real faces and `sources`),
@@ -324,8 +333,8 @@ pub fn train(
             // Scored again rather than read back, so the comparisons with later epochs see the
             // very numbers the uninterrupted run compared.
             let p = predict(&r.best_model, &val_images, meta, cfg.batch_size, &plain)?;
-            let (loss, m) = validation_scores(&p, &val_fake);
-            best = Some((m.auc, loss, r.best_epoch, r.best_model, p));
+            let v = validation_scores(&p, &val_fake);
+            best = Some((v.auc, v.loss, r.best_epoch, r.best_model, p));
             (r.model, r.optim, r.history)
         }
         None => (starting_model(cfg, &device)?, checkpoint::adam(), vec![]),
@@ -399,14 +408,14 @@ pub fn train(
         let seconds = start.elapsed().as_secs_f64();
         let eval = model.valid();
         let p = predict(&eval, &val_images, meta, cfg.batch_size, &plain)?;
-        let (val_loss, m) = validation_scores(&p, &val_fake);
+        let v = validation_scores(&p, &val_fake);
         let stats = EpochStats {
             epoch,
             train_loss: loss_sum / order.len() as f64,
             train_accuracy: correct as f64 / order.len() as f64,
-            val_loss,
-            val_accuracy: m.accuracy,
-            val_auc: m.auc,
+            val_loss: v.loss,
+            val_accuracy: v.accuracy,
+            val_auc: v.auc,
             seconds,
             images_per_second: order.len() as f64 / seconds,
         };
@@ -414,9 +423,9 @@ pub fn train(
         // Best AUC; among equal AUCs, the lower validation loss.
         if best
             .as_ref()
-            .is_none_or(|(auc, loss, ..)| m.auc > *auc || (m.auc == *auc && val_loss < *loss))
+            .is_none_or(|(auc, loss, ..)| v.auc > *auc || (v.auc == *auc && v.loss < *loss))
         {
-            best = Some((m.auc, val_loss, epoch, eval, p));
+            best = Some((v.auc, v.loss, epoch, eval, p));
         }
         history.push(stats);
         if let (Some(c), Some((.., best_epoch, _, _))) = (checkpoints, &best) {
